@@ -1,0 +1,238 @@
+//! The NodeENI CRD: generated output in sync with manifests/, and admission by a real
+//! kube-apiserver (schema bounds and CEL rules).
+
+use std::path::Path;
+use std::process::Command;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use multi_eni::api::NodeENI;
+use serde_json::{Value, json};
+
+use crate::support::control_plane;
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn checked_in_crd_is_what_the_binary_prints() {
+    let output = Command::new(env!("CARGO_BIN_EXE_multi-eni"))
+        .args(["crd", "print"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    for copy in ["manifests/crd.yaml", "chart/crds/nodeeni.yaml"] {
+        let checked_in = std::fs::read_to_string(repo_file(copy)).unwrap_or_default();
+        assert!(
+            checked_in == printed,
+            "{copy} differs from `multi-eni crd print`; regenerate it with `just crd`"
+        );
+    }
+}
+
+#[test]
+fn checked_in_crd_applies_with_kubectl() {
+    let plane = control_plane::shared();
+    let apply = plane
+        .kubectl()
+        .args(["apply", "--server-side", "--force-conflicts", "-f"])
+        .arg(repo_file("manifests/crd.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let get = plane.kubectl().args(["get", "neni"]).output().unwrap();
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+}
+
+fn dynamic_api(client: kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("networking.k8s.aws", "v1alpha1", "NodeENI");
+    Api::all_with(client, &ApiResource::from_gvk(&gvk))
+}
+
+/// Asserts that every field of `sent` is in `got` with the same value.
+fn assert_contains(got: &Value, sent: &Value, path: &str) {
+    match (got, sent) {
+        (Value::Object(got), Value::Object(sent)) => {
+            for (key, value) in sent {
+                let got = got
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{path}.{key} was dropped"));
+                assert_contains(got, value, &format!("{path}.{key}"));
+            }
+        }
+        _ => assert_eq!(got, sent, "{path} changed"),
+    }
+}
+
+#[tokio::test]
+async fn seed_manifests_are_accepted_and_read_back_unchanged() {
+    let api = dynamic_api(control_plane::shared().client().await);
+    let dir = repo_file("tests/fixtures/nodeeni");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let manifest: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let object: DynamicObject = serde_json::from_value(manifest.clone()).unwrap();
+        let created = api
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("{} was rejected: {e}", path.display()));
+        let read = api
+            .get(&created.metadata.name.clone().unwrap())
+            .await
+            .unwrap();
+        let read = serde_json::to_value(&read).unwrap();
+        assert_contains(&read["spec"], &manifest["spec"], "spec");
+        // The Rust types read every seed, with the defaults the API server filled in.
+        let typed: NodeENI = serde_json::from_value(read).unwrap();
+        assert!((1..=31).contains(&typed.spec.device_index));
+        seen += 1;
+    }
+    assert!(seen >= 5, "the seed manifests are missing");
+}
+
+#[tokio::test]
+async fn defaults_are_applied_and_false_survives_a_round_trip() {
+    let client = control_plane::shared().client().await;
+    let api = dynamic_api(client.clone());
+    let minimal = object("defaults", &base_spec());
+    api.create(&PostParams::default(), &minimal).await.unwrap();
+    let typed: Api<NodeENI> = Api::all(client);
+    let read = typed.get("defaults").await.unwrap();
+    assert_eq!(read.spec.device_index, 1);
+    assert_eq!(read.spec.network_card_index, 0);
+    assert!(read.spec.delete_on_termination);
+    assert_eq!(read.spec.dpdk_driver, multi_eni::api::DpdkDriver::VfioPci);
+
+    let mut spec = read.spec.clone();
+    spec.delete_on_termination = false;
+    let created = typed
+        .create(&PostParams::default(), &NodeENI::new("keep", spec))
+        .await
+        .unwrap();
+    assert!(!created.spec.delete_on_termination);
+    assert!(!typed.get("keep").await.unwrap().spec.delete_on_termination);
+}
+
+fn base_spec() -> Value {
+    json!({
+        "nodeSelector": {"ng": "multi-eni"},
+        "subnetID": "subnet-0f59b4f14737be9ad",
+        "securityGroupIDs": ["sg-05da196f3314d4af8"],
+    })
+}
+
+fn object(name: &str, spec: &Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.aws/v1alpha1",
+        "kind": "NodeENI",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// The base spec with `changes` merged in; a null removes the field.
+fn spec_with(changes: &Value) -> Value {
+    let mut spec = base_spec();
+    for (key, value) in changes.as_object().unwrap() {
+        if value.is_null() {
+            spec.as_object_mut().unwrap().remove(key);
+        } else {
+            spec[key] = value.clone();
+        }
+    }
+    spec
+}
+
+#[tokio::test]
+async fn invalid_specs_are_rejected_naming_the_field() {
+    let api = dynamic_api(control_plane::shared().client().await);
+    let long_description = "x".repeat(256);
+    let many_groups: Vec<String> = (0..17).map(|i| format!("sg-{i:08x}")).collect();
+    let cases = [
+        (json!({"nodeSelector": {}}), "spec.nodeSelector"),
+        (json!({"nodeSelector": null}), "spec.nodeSelector"),
+        (
+            json!({"subnetID": null}),
+            "subnetIDs, subnetName or subnetNames",
+        ),
+        (
+            json!({"subnetID": null, "subnetIDs": []}),
+            "subnetIDs, subnetName or subnetNames",
+        ),
+        (
+            json!({"securityGroupIDs": null}),
+            "securityGroupIDs or securityGroupNames",
+        ),
+        (json!({"deviceIndex": 0}), "spec.deviceIndex"),
+        (json!({"deviceIndex": 32}), "spec.deviceIndex"),
+        (json!({"deviceIndex": "one"}), "spec.deviceIndex"),
+        (json!({"networkCardIndex": 16}), "spec.networkCardIndex"),
+        (json!({"mtu": 100}), "spec.mtu"),
+        (json!({"mtu": 9217}), "spec.mtu"),
+        (
+            json!({"interfaceName": "much-too-long-name"}),
+            "spec.interfaceName",
+        ),
+        (json!({"interfaceName": "eth 1"}), "spec.interfaceName"),
+        (json!({"interfaceName": ".."}), "spec.interfaceName"),
+        (
+            json!({"interfaceName": "fourteen-chars", "subnetIDs": ["subnet-0a1b2c3d"]}),
+            "spec.interfaceName",
+        ),
+        (json!({"dpdkDriver": "ixgbe"}), "spec.dpdkDriver"),
+        (
+            json!({"dpdkResourceName": "sriov_dpdk"}),
+            "spec.dpdkResourceName",
+        ),
+        (json!({"dpdkPCIAddress": "00:06"}), "spec.dpdkPCIAddress"),
+        (json!({"subnetID": "subnet-xyz"}), "spec.subnetID"),
+        (
+            json!({"subnetIDs": ["subnet-0a1b2c3d", "sn-1"]}),
+            "spec.subnetIDs",
+        ),
+        (
+            json!({"securityGroupIDs": ["default"]}),
+            "spec.securityGroupIDs",
+        ),
+        (
+            json!({"securityGroupIDs": many_groups}),
+            "spec.securityGroupIDs",
+        ),
+        (
+            json!({"tags": {"aws:cloudformation:stack-name": "x"}}),
+            "spec.tags",
+        ),
+        (json!({"description": long_description}), "spec.description"),
+    ];
+    assert!(cases.len() >= 15);
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let mut failures = Vec::new();
+    for (i, (changes, field)) in cases.iter().enumerate() {
+        let object = object(&format!("invalid-{i}"), &spec_with(changes));
+        match api.create(&dry_run, &object).await {
+            Ok(_) => failures.push(format!("{changes} was accepted")),
+            Err(kube::Error::Api(status))
+                if status.code == 422 && status.message.contains(field) => {}
+            Err(error) => failures.push(format!(
+                "{changes}: expected {field:?} in the error, got {error}"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

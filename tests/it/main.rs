@@ -1,0 +1,7 @@
+//! Integration tests against real components: one test binary, so that the tests share one
+//! control plane and the crate links once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod crd;

@@ -1,0 +1,359 @@
+//! A real Kubernetes control plane for tests: etcd and kube-apiserver on free loopback ports,
+//! with generated certificates (the approach of controller-runtime's envtest).
+//!
+//! The binaries come from `just testbins` (directory in `MULTI_ENI_TESTBINS`, else the
+//! script is run). Processes are killed when the [`ControlPlane`] drops and, through
+//! `PR_SET_PDEATHSIG`, when the test process dies, whatever the reason.
+
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, CustomResourceExt};
+use multi_eni::api::NodeENI;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use tempfile::TempDir;
+
+pub struct ControlPlane {
+    // Field order is drop order: the API server stops before etcd, the directory goes last.
+    apiserver: Process,
+    etcd: Process,
+    pub kubeconfig: PathBuf,
+    pub bin_dir: PathBuf,
+    dir: TempDir,
+}
+
+/// The control plane shared by every test of this test binary, started on first use with the
+/// NodeENI CRD installed. It lives until the process exits.
+pub fn shared() -> &'static ControlPlane {
+    static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        // Start it on a runtime of its own: the caller's runtime ends with its test.
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            runtime.block_on(async {
+                let plane = ControlPlane::start().await;
+                plane.install_crd().await;
+                plane
+            })
+        })
+        .join()
+        .expect("the control plane started")
+    })
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver and waits until the API server is ready.
+    pub async fn start() -> ControlPlane {
+        let bin_dir = testbins();
+        let dir = tempfile::Builder::new()
+            .prefix("multi-eni-cp-")
+            .tempdir()
+            .expect("tempdir");
+        let pki = Pki::write(dir.path());
+
+        let [etcd_client, etcd_peer, secure] = free_ports();
+        let etcd = Process::spawn(
+            "etcd",
+            Command::new(bin_dir.join("etcd")).args([
+                format!("--data-dir={}", dir.path().join("etcd").display()),
+                format!("--listen-client-urls=http://127.0.0.1:{etcd_client}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{etcd_client}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}"),
+                format!("--initial-cluster=default=http://127.0.0.1:{etcd_peer}"),
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=error".into(),
+            ]),
+            dir.path(),
+        );
+        let apiserver = Process::spawn(
+            "kube-apiserver",
+            Command::new(bin_dir.join("kube-apiserver")).args([
+                format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
+                format!("--secure-port={secure}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                format!("--cert-dir={}", dir.path().join("serving").display()),
+                format!("--tls-cert-file={}", pki.serving_cert.display()),
+                format!("--tls-private-key-file={}", pki.serving_key.display()),
+                format!("--client-ca-file={}", pki.ca_cert.display()),
+                format!("--service-account-key-file={}", pki.sa_pub.display()),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    pki.sa_key.display()
+                ),
+                "--service-account-issuer=https://kubernetes.default.svc".into(),
+                "--service-cluster-ip-range=10.96.0.0/24".into(),
+                "--authorization-mode=RBAC".into(),
+                "--allow-privileged=true".into(),
+                "--disable-admission-plugins=ServiceAccount".into(),
+                "--v=0".into(),
+            ]),
+            dir.path(),
+        );
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(&kubeconfig, pki.kubeconfig(secure)).expect("write kubeconfig");
+
+        let plane = ControlPlane {
+            apiserver,
+            etcd,
+            kubeconfig,
+            bin_dir,
+            dir,
+        };
+        plane.wait_ready().await;
+        plane
+    }
+
+    /// A client for the cluster admin (group system:masters), bound to the caller's runtime.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is valid");
+        Client::try_from(config).expect("client")
+    }
+
+    /// `kubectl` against this control plane.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new(self.bin_dir.join("kubectl"));
+        command.arg("--kubeconfig").arg(&self.kubeconfig);
+        command
+    }
+
+    /// Creates the NodeENI CRD and waits until it is served.
+    pub async fn install_crd(&self) {
+        let client = self.client().await;
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &NodeENI::crd())
+            .await
+            .expect("create the CRD");
+        let nodeenis: Api<NodeENI> = Api::all(client);
+        wait_for("the NodeENI CRD to be served", || async {
+            nodeenis.list(&ListParams::default()).await.is_ok()
+        })
+        .await;
+    }
+
+    async fn wait_ready(&self) {
+        let client = self.client().await;
+        wait_for("kube-apiserver to be ready", || async {
+            self.apiserver.check_alive();
+            self.etcd.check_alive();
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request");
+            client
+                .request_text(request)
+                .await
+                .is_ok_and(|body| body == "ok")
+        })
+        .await;
+    }
+
+    /// Where the control plane keeps its files (certificates, etcd data, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Polls `ready` every 100 ms for up to 60 s; panics naming `what` on time-out.
+pub async fn wait_for<F, Fut>(what: &str, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !ready().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The directory holding etcd, kube-apiserver and kubectl.
+pub fn testbins() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MULTI_ENI_TESTBINS") {
+        return dir.into();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/testbins.sh");
+    let output = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run testbins.sh");
+    assert!(output.status.success(), "{} failed", script.display());
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 path");
+    stdout
+        .lines()
+        .last()
+        .expect("testbins.sh prints a directory")
+        .into()
+}
+
+fn free_ports<const N: usize>() -> [u16; N] {
+    // Hold every listener until all ports are chosen so that they differ.
+    let listeners: Vec<_> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
+}
+
+/// A child process whose output goes to `<dir>/<name>.log` and which dies with the test
+/// process (PR_SET_PDEATHSIG) or when dropped.
+struct Process {
+    name: &'static str,
+    child: std::sync::Mutex<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &'static str, command: &mut Command, dir: &Path) -> Process {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("create log");
+        command.stdout(file.try_clone().expect("log")).stderr(file);
+        #[allow(unsafe_code)]
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread
+        // that lives as long as the process.
+        let (send, receive) = std::sync::mpsc::channel();
+        let command = std::mem::replace(command, Command::new(""));
+        std::thread::spawn(move || {
+            let mut command = command;
+            send.send(command.spawn()).expect("send child");
+            loop {
+                std::thread::park();
+            }
+        });
+        let child = receive
+            .recv()
+            .expect("spawned")
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Process {
+            name,
+            child: std::sync::Mutex::new(child),
+            log,
+        }
+    }
+
+    fn check_alive(&self) {
+        let exited = self.child.lock().expect("lock").try_wait().expect("wait");
+        if let Some(status) = exited {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<_> = log.lines().rev().take(30).collect();
+            let tail: Vec<_> = tail.into_iter().rev().collect();
+            panic!("{} exited with {status}:\n{}", self.name, tail.join("\n"));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Certificates and keys of the control plane, and the admin's kubeconfig.
+struct Pki {
+    ca_cert: PathBuf,
+    serving_cert: PathBuf,
+    serving_key: PathBuf,
+    sa_key: PathBuf,
+    sa_pub: PathBuf,
+    ca_pem: String,
+    admin_cert_pem: String,
+    admin_key_pem: String,
+}
+
+impl Pki {
+    fn write(dir: &Path) -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "multi-eni test CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+
+        let serving_key = KeyPair::generate().expect("key");
+        let mut serving = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+            .expect("serving params");
+        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let serving = serving.signed_by(&serving_key, &ca).expect("serving cert");
+
+        let admin_key = KeyPair::generate().expect("key");
+        let mut admin = CertificateParams::new(Vec::<String>::new()).expect("admin params");
+        admin.distinguished_name.push(DnType::CommonName, "admin");
+        admin
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let admin = admin.signed_by(&admin_key, &ca).expect("admin cert");
+
+        let sa_key = KeyPair::generate().expect("key");
+        let write = |name: &str, pem: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("write pki file");
+            path
+        };
+        Pki {
+            ca_cert: write("ca.crt", &ca.pem()),
+            serving_cert: write("serving.crt", &serving.pem()),
+            serving_key: write("serving.key", &serving_key.serialize_pem()),
+            sa_key: write("sa.key", &sa_key.serialize_pem()),
+            sa_pub: write("sa.pub", &sa_key.public_key_pem()),
+            ca_pem: ca.pem(),
+            admin_cert_pem: admin.pem(),
+            admin_key_pem: admin_key.serialize_pem(),
+        }
+    }
+
+    fn kubeconfig(&self, port: u16) -> String {
+        use base64::Engine as _;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: https://127.0.0.1:{port}
+    certificate-authority-data: {ca}
+users:
+- name: admin
+  user:
+    client-certificate-data: {cert}
+    client-key-data: {key}
+contexts:
+- name: test
+  context: {{cluster: test, user: admin}}
+current-context: test
+",
+            ca = b64(&self.ca_pem),
+            cert = b64(&self.admin_cert_pem),
+            key = b64(&self.admin_key_pem),
+        )
+    }
+}
