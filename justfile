@@ -15,7 +15,7 @@ demo *ARGS:
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
 # Format and lint checks, then every test (against real kube-apiserver and etcd)
-test: lint
+test: lint venv
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" cargo test --all-targets
 
 # rustfmt and clippy, warnings denied
@@ -31,3 +31,7 @@ testbins:
 crd:
     cargo run -q -- crd print > manifests/crd.yaml
     cp manifests/crd.yaml chart/crds/nodeeni.yaml
+
+# The Python tools the tests use (moto's EC2 server), in a virtualenv under the cache
+venv:
+    test -x "{{cache}}/venv/bin/moto_server" || (python3 -m venv "{{cache}}/venv" && "{{cache}}/venv/bin/pip" install --quiet -r tests/tools/requirements.txt)

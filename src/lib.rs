@@ -6,4 +6,6 @@
 
 pub mod api;
 pub mod commands;
+pub mod ec2;
 pub mod logging;
+pub mod ownership;

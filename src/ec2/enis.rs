@@ -1,0 +1,198 @@
+//! ENI operations: create, attach, modify, detach, delete, and the list of what we own.
+
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, Filter, NetworkInterfaceAttachmentChanges, ResourceType, Tag,
+    TagSpecification,
+};
+
+use super::limiter::Bucket;
+use super::types::{Eni, NewEni};
+use super::{Ec2, Error, convert};
+
+/// Page size of DescribeNetworkInterfaces (EC2's maximum).
+const PAGE: i32 = 1000;
+
+impl Ec2 {
+    /// CreateNetworkInterface with the tags in TagSpecifications (tagged atomically with the
+    /// creation) and a ClientToken: repeating the same request returns the same ENI.
+    pub async fn create_eni(&self, new: &NewEni) -> Result<Eni, Error> {
+        let tags = new
+            .tags
+            .iter()
+            .map(|(key, value)| Tag::builder().key(key).value(value).build())
+            .collect();
+        let tag_spec = TagSpecification::builder()
+            .resource_type(ResourceType::NetworkInterface)
+            .set_tags(Some(tags))
+            .build();
+        let output = self
+            .call("CreateNetworkInterface", Bucket::EniMutation, |counter| {
+                self.client
+                    .create_network_interface()
+                    .subnet_id(&new.subnet_id)
+                    .set_groups(Some(new.security_group_ids.clone()))
+                    .description(&new.description)
+                    .tag_specifications(tag_spec)
+                    .client_token(&new.client_token)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(output
+            .network_interface()
+            .map(convert::eni)
+            .unwrap_or_default())
+    }
+
+    /// AttachNetworkInterface; returns the attachment ID. Not idempotent: callers check the
+    /// ENI's attachment before repeating it.
+    pub async fn attach(
+        &self,
+        eni_id: &str,
+        instance_id: &str,
+        device_index: i32,
+        network_card_index: i32,
+    ) -> Result<String, Error> {
+        let output = self
+            .call("AttachNetworkInterface", Bucket::OtherMutation, |counter| {
+                self.client
+                    .attach_network_interface()
+                    .network_interface_id(eni_id)
+                    .instance_id(instance_id)
+                    .device_index(device_index)
+                    .network_card_index(network_card_index)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(output.attachment_id().unwrap_or_default().to_owned())
+    }
+
+    /// Sets the attachment's DeleteOnTermination (ModifyNetworkInterfaceAttribute).
+    pub async fn set_delete_on_termination(
+        &self,
+        eni_id: &str,
+        attachment_id: &str,
+        delete_on_termination: bool,
+    ) -> Result<(), Error> {
+        let changes = NetworkInterfaceAttachmentChanges::builder()
+            .attachment_id(attachment_id)
+            .delete_on_termination(delete_on_termination)
+            .build();
+        self.call(
+            "ModifyNetworkInterfaceAttribute",
+            Bucket::EniMutation,
+            |counter| {
+                self.client
+                    .modify_network_interface_attribute()
+                    .network_interface_id(eni_id)
+                    .attachment(changes)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the ENI's source/destination check (ModifyNetworkInterfaceAttribute).
+    pub async fn set_source_dest_check(&self, eni_id: &str, enabled: bool) -> Result<(), Error> {
+        self.call(
+            "ModifyNetworkInterfaceAttribute",
+            Bucket::EniMutation,
+            |counter| {
+                self.client
+                    .modify_network_interface_attribute()
+                    .network_interface_id(eni_id)
+                    .source_dest_check(AttributeBooleanValue::builder().value(enabled).build())
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// DetachNetworkInterface. An attachment that no longer exists counts as detached.
+    /// `force` is a last resort: it can leave the device index blocked on the instance.
+    pub async fn detach(&self, attachment_id: &str, force: bool) -> Result<(), Error> {
+        let result = self
+            .call("DetachNetworkInterface", Bucket::OtherMutation, |counter| {
+                self.client
+                    .detach_network_interface()
+                    .attachment_id(attachment_id)
+                    .force(force)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await;
+        already_done_if_not_found(result.map(drop))
+    }
+
+    /// DeleteNetworkInterface (the ENI must be `available`). A missing ENI counts as deleted.
+    pub async fn delete_eni(&self, eni_id: &str) -> Result<(), Error> {
+        let result = self
+            .call("DeleteNetworkInterface", Bucket::EniMutation, |counter| {
+                self.client
+                    .delete_network_interface()
+                    .network_interface_id(eni_id)
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await;
+        already_done_if_not_found(result.map(drop))
+    }
+
+    /// Every ENI carrying the tag `key=value`, in as few calls as EC2 allows (1000 a page).
+    pub async fn enis_tagged(&self, key: &str, value: &str) -> Result<Vec<Eni>, Error> {
+        self.enis_filtered(vec![filter(&format!("tag:{key}"), [value])])
+            .await
+    }
+
+    /// Every ENI matching all the filters (`Name`, values), paginated.
+    pub async fn enis_filtered(&self, filters: Vec<Filter>) -> Result<Vec<Eni>, Error> {
+        let mut enis = Vec::new();
+        let mut next_token = None;
+        loop {
+            let output = self
+                .call("DescribeNetworkInterfaces", Bucket::Describe, |counter| {
+                    self.client
+                        .describe_network_interfaces()
+                        .set_filters(Some(filters.clone()))
+                        .max_results(PAGE)
+                        .set_next_token(next_token.take())
+                        .customize()
+                        .interceptor(counter)
+                        .send()
+                })
+                .await?;
+            enis.extend(output.network_interfaces().iter().map(convert::eni));
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(enis),
+            }
+        }
+    }
+}
+
+/// An EC2 filter.
+pub fn filter<'a>(name: &str, values: impl IntoIterator<Item = &'a str>) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.into_iter().map(str::to_owned).collect()))
+        .build()
+}
+
+/// Detach and delete treat "not found" as "already done".
+fn already_done_if_not_found(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Err(error) if error.is_not_found() => Ok(()),
+        other => other,
+    }
+}

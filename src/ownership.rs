@@ -1,0 +1,131 @@
+//! How multi-eni marks what it owns in EC2: the one place the tag scheme is written down.
+//!
+//! Every ENI multi-eni creates carries these tags from its creation on (they are part of
+//! CreateNetworkInterface's TagSpecifications, so no crash can leave an untagged ENI):
+//!
+//! | tag | value |
+//! |---|---|
+//! | `multi-eni.k8s.aws/cluster` | the cluster name (`--cluster-name`) |
+//! | `multi-eni.k8s.aws/nodeeni` | the NodeENI's name |
+//! | `multi-eni.k8s.aws/node` | the node's name |
+//! | `multi-eni.k8s.aws/instance` | the instance ID |
+//! | `multi-eni.k8s.aws/subnet` | the subnet ID |
+//! | `node.k8s.amazonaws.com/no_manage` | `true`, so that the VPC CNI leaves the ENI alone |
+//!
+//! multi-eni detaches and deletes only ENIs whose cluster tag is its own cluster name. It
+//! finds what exists by these tags, never from memory, so a restart adopts what exists.
+//! A CreateNetworkInterface carries a ClientToken derived from the same identity, so a
+//! request repeated after a crash or a lost answer returns the ENI created the first time.
+
+use std::collections::BTreeMap;
+
+pub const CLUSTER_TAG: &str = "multi-eni.k8s.aws/cluster";
+pub const NODEENI_TAG: &str = "multi-eni.k8s.aws/nodeeni";
+pub const NODE_TAG: &str = "multi-eni.k8s.aws/node";
+pub const INSTANCE_TAG: &str = "multi-eni.k8s.aws/instance";
+pub const SUBNET_TAG: &str = "multi-eni.k8s.aws/subnet";
+pub const NO_MANAGE_TAG: &str = "node.k8s.amazonaws.com/no_manage";
+
+/// Who an ENI belongs to: one NodeENI's ENI for one instance in one subnet.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub cluster: String,
+    pub nodeeni: String,
+    pub node: String,
+    pub instance: String,
+    pub subnet: String,
+}
+
+impl Owner {
+    /// The ownership tags, over `extra` (the NodeENI's own tags cannot override them).
+    pub fn tags(&self, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut tags = extra.clone();
+        for (key, value) in [
+            (CLUSTER_TAG, &self.cluster),
+            (NODEENI_TAG, &self.nodeeni),
+            (NODE_TAG, &self.node),
+            (INSTANCE_TAG, &self.instance),
+            (SUBNET_TAG, &self.subnet),
+        ] {
+            tags.insert(key.to_owned(), value.clone());
+        }
+        tags.insert(NO_MANAGE_TAG.to_owned(), "true".to_owned());
+        tags
+    }
+
+    /// Reads the owner back from an ENI's tags; `None` for ENIs multi-eni did not create.
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<Owner> {
+        let tag = |key| tags.get(key).cloned();
+        Some(Owner {
+            cluster: tag(CLUSTER_TAG)?,
+            nodeeni: tag(NODEENI_TAG)?,
+            node: tag(NODE_TAG)?,
+            instance: tag(INSTANCE_TAG)?,
+            subnet: tag(SUBNET_TAG)?,
+        })
+    }
+
+    /// The ClientToken of this owner's ENI. `nodeeni_uid` tells apart a NodeENI deleted and
+    /// created again under the same name; `incarnation` changes when an earlier ENI of the
+    /// same owner was deleted (EC2 answers a used token with the ENI it first created).
+    pub fn client_token(&self, nodeeni_uid: &str, incarnation: u32) -> String {
+        let identity = [&self.cluster, nodeeni_uid, &self.instance, &self.subnet];
+        format!("multi-eni-{:016x}-{incarnation}", fnv1a(&identity))
+    }
+}
+
+/// FNV-1a over the parts, separated: stable across processes and Rust versions.
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.join("\0").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            cluster: "prod".into(),
+            nodeeni: "multus".into(),
+            node: "ip-10-0-1-5".into(),
+            instance: "i-0123456789abcdef0".into(),
+            subnet: "subnet-0a1b2c3d".into(),
+        }
+    }
+
+    #[test]
+    fn tags_round_trip_and_win_over_extra_tags() {
+        let extra = BTreeMap::from([
+            (CLUSTER_TAG.to_owned(), "other".to_owned()),
+            ("team".into(), "net".into()),
+        ]);
+        let tags = owner().tags(&extra);
+        assert_eq!(tags[CLUSTER_TAG], "prod");
+        assert_eq!(tags["team"], "net");
+        assert_eq!(tags[NO_MANAGE_TAG], "true");
+        assert_eq!(Owner::from_tags(&tags), Some(owner()));
+        assert_eq!(
+            Owner::from_tags(&BTreeMap::from([("team".into(), "net".into())])),
+            None
+        );
+    }
+
+    #[test]
+    fn client_tokens_are_deterministic_short_and_distinct() {
+        let token = owner().client_token("uid-1", 0);
+        assert_eq!(token, owner().client_token("uid-1", 0));
+        assert!(token.len() <= 64 && token.is_ascii());
+        assert_ne!(token, owner().client_token("uid-2", 0));
+        assert_ne!(token, owner().client_token("uid-1", 1));
+        let other_subnet = Owner {
+            subnet: "subnet-0f0f0f0f".into(),
+            ..owner()
+        };
+        assert_ne!(token, other_subnet.client_token("uid-1", 0));
+    }
+}

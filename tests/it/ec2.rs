@@ -1,0 +1,386 @@
+//! The EC2 boundary (`multi_eni::ec2`) over HTTP, against moto, an independent EC2
+//! implementation. Each test builds its own VPC, so tests share one server.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use multi_eni::ec2::types::{AttachmentStatus, EniStatus, NewEni};
+use multi_eni::ec2::{Ec2, ErrorKind};
+use multi_eni::ownership::{CLUSTER_TAG, NO_MANAGE_TAG, Owner};
+
+use crate::support::moto;
+
+/// An EC2 endpoint, through the raw SDK (to set up a world) and through `Ec2` (under test).
+pub struct Backend {
+    pub sdk: aws_sdk_ec2::Client,
+    pub ec2: Ec2,
+}
+
+impl Backend {
+    pub fn at(endpoint_url: &str) -> Backend {
+        let config = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint_url)
+            .http_client(multi_eni::ec2::https_client())
+            .build();
+        let sdk = aws_sdk_ec2::Client::from_conf(config);
+        Backend {
+            ec2: Ec2::new(sdk.clone(), None),
+            sdk,
+        }
+    }
+
+    pub fn moto() -> Backend {
+        Backend::at(&moto::shared().endpoint_url)
+    }
+
+    /// A VPC with a subnet in each of two zones, a security group and an m5.large per zone.
+    pub async fn world(&self) -> World {
+        let vpc = self
+            .sdk
+            .create_vpc()
+            .cidr_block("10.0.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+        let mut subnets = Vec::new();
+        let mut instances = Vec::new();
+        for (i, zone) in ["us-east-1a", "us-east-1b"].into_iter().enumerate() {
+            let subnet = self
+                .sdk
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("10.0.{i}.0/24"))
+                .availability_zone(zone)
+                .tag_specifications(name_tag(ResourceType::Subnet, "multus"))
+                .send()
+                .await
+                .unwrap();
+            let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_owned();
+            let run = self
+                .sdk
+                .run_instances()
+                .image_id("ami-12c6146b")
+                .instance_type(InstanceType::M5Large)
+                .min_count(1)
+                .max_count(1)
+                .subnet_id(&subnet)
+                .send()
+                .await
+                .unwrap();
+            instances.push(run.instances()[0].instance_id().unwrap().to_owned());
+            subnets.push(subnet);
+        }
+        let group = self
+            .sdk
+            .create_security_group()
+            .group_name("multus")
+            .description("multus")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap();
+        let security_group = group.group_id().unwrap().to_owned();
+        World {
+            vpc,
+            subnets,
+            instances,
+            security_group,
+            cluster: unique("cluster"),
+        }
+    }
+}
+
+fn name_tag(resource: ResourceType, name: &str) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(resource)
+        .tags(Tag::builder().key("Name").value(name).build())
+        .build()
+}
+
+/// A name no other test uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+pub struct World {
+    pub vpc: String,
+    /// In us-east-1a, us-east-1b.
+    pub subnets: Vec<String>,
+    /// One per subnet.
+    pub instances: Vec<String>,
+    pub security_group: String,
+    pub cluster: String,
+}
+
+impl World {
+    pub fn owner(&self, zone: usize) -> Owner {
+        Owner {
+            cluster: self.cluster.clone(),
+            nodeeni: "multus".into(),
+            node: format!("node-{zone}"),
+            instance: self.instances[zone].clone(),
+            subnet: self.subnets[zone].clone(),
+        }
+    }
+
+    pub fn new_eni(&self, zone: usize) -> NewEni {
+        let owner = self.owner(zone);
+        NewEni {
+            subnet_id: owner.subnet.clone(),
+            security_group_ids: vec![self.security_group.clone()],
+            description: "multi-eni test".into(),
+            tags: owner.tags(&BTreeMap::from([("team".into(), "net".into())])),
+            client_token: owner.client_token("uid", 0),
+        }
+    }
+}
+
+macro_rules! on_moto {
+    ($($test:ident),* $(,)?) => {
+        $(mod $test {
+            #[tokio::test]
+            async fn moto() {
+                super::$test(super::Backend::moto()).await;
+            }
+        })*
+    };
+}
+
+on_moto!(
+    create_tags_the_eni_at_creation,
+    attach_detach_and_delete,
+    owned_enis_are_found_by_tag,
+    instances_skip_the_missing,
+    subnets_by_id_and_by_name,
+    security_groups_by_name_stay_in_their_vpc,
+    network_limits_are_asked_once,
+    not_found_is_classified,
+);
+
+pub async fn create_tags_the_eni_at_creation(backend: Backend) {
+    let world = backend.world().await;
+    let eni = backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    assert!(eni.id.starts_with("eni-"));
+    assert_eq!(eni.subnet_id, world.subnets[0]);
+    assert_eq!(eni.security_group_ids, vec![world.security_group.clone()]);
+    assert_eq!(eni.description, "multi-eni test");
+    assert!(!eni.mac_address.is_empty());
+    assert_eq!(eni.tags[NO_MANAGE_TAG], "true");
+    assert_eq!(eni.tags["team"], "net");
+    assert_eq!(Owner::from_tags(&eni.tags), Some(world.owner(0)));
+    backend
+        .ec2
+        .set_source_dest_check(&eni.id, false)
+        .await
+        .unwrap();
+    let listed = backend
+        .ec2
+        .enis_tagged(CLUSTER_TAG, &world.cluster)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].source_dest_check, Some(false));
+}
+
+pub async fn attach_detach_and_delete(backend: Backend) {
+    let world = backend.world().await;
+    let eni = backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    let attachment = backend
+        .ec2
+        .attach(&eni.id, &world.instances[0], 1, 0)
+        .await
+        .unwrap();
+    assert!(!attachment.is_empty());
+    backend
+        .ec2
+        .set_delete_on_termination(&eni.id, &attachment, true)
+        .await
+        .unwrap();
+    let listed = wait_for_eni(&backend, &world, |eni| {
+        eni.attachment
+            .as_ref()
+            .is_some_and(|a| a.status == AttachmentStatus::Attached)
+    })
+    .await;
+    let attached = listed.attachment.unwrap();
+    assert_eq!(
+        (attached.instance_id.as_str(), attached.device_index),
+        (world.instances[0].as_str(), 1)
+    );
+    assert_eq!(attached.network_card_index, 0);
+
+    backend.ec2.detach(&attachment, false).await.unwrap();
+    wait_for_eni(&backend, &world, |eni| eni.status == EniStatus::Available).await;
+    backend.ec2.delete_eni(&eni.id).await.unwrap();
+    assert!(
+        backend
+            .ec2
+            .enis_tagged(CLUSTER_TAG, &world.cluster)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Detach and delete of what is already gone are done, not errors.
+    backend.ec2.detach(&attachment, false).await.unwrap();
+    backend.ec2.delete_eni(&eni.id).await.unwrap();
+}
+
+/// Lists the world's one owned ENI until `ready` holds for it.
+async fn wait_for_eni(
+    backend: &Backend,
+    world: &World,
+    ready: impl Fn(&multi_eni::ec2::types::Eni) -> bool,
+) -> multi_eni::ec2::types::Eni {
+    for _ in 0..200 {
+        let enis = backend
+            .ec2
+            .enis_tagged(CLUSTER_TAG, &world.cluster)
+            .await
+            .unwrap();
+        if let [eni] = enis.as_slice()
+            && ready(eni)
+        {
+            return eni.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the ENI never reached the expected state");
+}
+
+pub async fn owned_enis_are_found_by_tag(backend: Backend) {
+    let world = backend.world().await;
+    for i in 0..3 {
+        let mut new = world.new_eni(i % 2);
+        new.client_token = format!("token-{}-{i}", world.cluster);
+        backend.ec2.create_eni(&new).await.unwrap();
+    }
+    let mut foreign = world.new_eni(0);
+    foreign
+        .tags
+        .insert(CLUSTER_TAG.into(), "another-cluster".into());
+    foreign.client_token = format!("foreign-{}", world.cluster);
+    backend.ec2.create_eni(&foreign).await.unwrap();
+    backend
+        .sdk
+        .create_network_interface()
+        .subnet_id(&world.subnets[0])
+        .send()
+        .await
+        .unwrap();
+
+    let owned = backend
+        .ec2
+        .enis_tagged(CLUSTER_TAG, &world.cluster)
+        .await
+        .unwrap();
+    assert_eq!(owned.len(), 3);
+    assert!(
+        owned
+            .iter()
+            .all(|eni| eni.tags[CLUSTER_TAG] == world.cluster)
+    );
+}
+
+pub async fn instances_skip_the_missing(backend: Backend) {
+    let world = backend.world().await;
+    let mut ids = world.instances.clone();
+    ids.push("i-0123456789abcdef0".into());
+    let instances = backend.ec2.instances(&ids).await.unwrap();
+    let mut found: Vec<_> = instances.iter().map(|i| i.id.clone()).collect();
+    found.sort();
+    let mut expected = world.instances.clone();
+    expected.sort();
+    assert_eq!(found, expected);
+    let first = instances
+        .iter()
+        .find(|i| i.id == world.instances[0])
+        .unwrap();
+    assert_eq!(first.availability_zone, "us-east-1a");
+    assert_eq!(first.instance_type, "m5.large");
+    assert_eq!(first.vpc_id, world.vpc);
+    assert!(first.interfaces.iter().any(|i| i.device_index == 0));
+}
+
+pub async fn subnets_by_id_and_by_name(backend: Backend) {
+    let world = backend.world().await;
+    let by_id = backend
+        .ec2
+        .subnets(&[world.subnets[1].clone(), "subnet-0000000000000000f".into()])
+        .await
+        .unwrap();
+    assert_eq!(by_id.len(), 1);
+    assert_eq!(by_id[0].availability_zone, "us-east-1b");
+    assert_eq!(by_id[0].cidr_block, "10.0.1.0/24");
+    assert_eq!(by_id[0].name.as_deref(), Some("multus"));
+    let by_name = backend.ec2.subnets_named(&["multus".into()]).await.unwrap();
+    for subnet in &world.subnets {
+        assert!(
+            by_name.iter().any(|s| &s.id == subnet),
+            "{subnet} not found by name"
+        );
+    }
+}
+
+pub async fn security_groups_by_name_stay_in_their_vpc(backend: Backend) {
+    let world = backend.world().await;
+    let other = backend.world().await;
+    let named = backend
+        .ec2
+        .security_groups_named(&["multus".into()], &world.vpc)
+        .await
+        .unwrap();
+    assert_eq!(
+        named.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        vec![world.security_group.as_str()]
+    );
+    assert_eq!(named[0].vpc_id, world.vpc);
+    let by_id = backend
+        .ec2
+        .security_groups(std::slice::from_ref(&other.security_group))
+        .await
+        .unwrap();
+    assert_eq!(by_id[0].name, "multus");
+    assert_eq!(by_id[0].vpc_id, other.vpc);
+}
+
+pub async fn network_limits_are_asked_once(backend: Backend) {
+    let limits = backend.ec2.network_limits("m5.large").await.unwrap();
+    assert_eq!(limits.maximum_interfaces, 3);
+    assert_eq!(limits.interfaces_on_card(0), 3);
+    assert_eq!(
+        backend.ec2.network_limits("m5.large").await.unwrap(),
+        limits
+    );
+    assert_eq!(
+        backend
+            .ec2
+            .metrics()
+            .calls_of("DescribeInstanceTypes", "ok"),
+        1
+    );
+}
+
+pub async fn not_found_is_classified(backend: Backend) {
+    let world = backend.world().await;
+    let error = backend
+        .ec2
+        .attach("eni-0123456789abcdef0", &world.instances[0], 1, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotFound, "{error}");
+    assert_eq!(error.code, "InvalidNetworkInterfaceID.NotFound");
+    assert_eq!(
+        backend
+            .ec2
+            .metrics()
+            .calls_of("AttachNetworkInterface", "not_found"),
+        1
+    );
+}
