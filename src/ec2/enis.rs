@@ -5,6 +5,8 @@ use aws_sdk_ec2::types::{
     TagSpecification,
 };
 
+use aws_sdk_ec2::operation::modify_network_interface_attribute::builders::ModifyNetworkInterfaceAttributeFluentBuilder;
+
 use super::limiter::Bucket;
 use super::types::{Eni, NewEni};
 use super::{Ec2, Error, convert};
@@ -81,37 +83,32 @@ impl Ec2 {
             .attachment_id(attachment_id)
             .delete_on_termination(delete_on_termination)
             .build();
-        self.call(
-            "ModifyNetworkInterfaceAttribute",
-            Bucket::EniMutation,
-            |counter| {
-                self.client
-                    .modify_network_interface_attribute()
-                    .network_interface_id(eni_id)
-                    .attachment(changes)
-                    .customize()
-                    .interceptor(counter)
-                    .send()
-            },
-        )
-        .await?;
-        Ok(())
+        self.modify_attribute(eni_id, |modify| modify.attachment(changes))
+            .await
     }
 
     /// Sets the ENI's source/destination check (ModifyNetworkInterfaceAttribute).
     pub async fn set_source_dest_check(&self, eni_id: &str, enabled: bool) -> Result<(), Error> {
+        let value = AttributeBooleanValue::builder().value(enabled).build();
+        self.modify_attribute(eni_id, |modify| modify.source_dest_check(value))
+            .await
+    }
+
+    async fn modify_attribute(
+        &self,
+        eni_id: &str,
+        set: impl FnOnce(
+            ModifyNetworkInterfaceAttributeFluentBuilder,
+        ) -> ModifyNetworkInterfaceAttributeFluentBuilder,
+    ) -> Result<(), Error> {
+        let modify = set(self
+            .client
+            .modify_network_interface_attribute()
+            .network_interface_id(eni_id));
         self.call(
             "ModifyNetworkInterfaceAttribute",
             Bucket::EniMutation,
-            |counter| {
-                self.client
-                    .modify_network_interface_attribute()
-                    .network_interface_id(eni_id)
-                    .source_dest_check(AttributeBooleanValue::builder().value(enabled).build())
-                    .customize()
-                    .interceptor(counter)
-                    .send()
-            },
+            |counter| modify.customize().interceptor(counter).send(),
         )
         .await?;
         Ok(())
