@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod commands;
+pub mod controller;
 pub mod ec2;
 pub mod logging;
 pub mod ownership;

@@ -1,0 +1,442 @@
+//! The planner: `plan(wanted, observed) -> actions`, and what to report for every slot.
+//! Pure: it sees EC2 only through the data it is given.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use crate::api::AttachmentState;
+use crate::ec2::types::{
+    AttachmentStatus, Eni, EniStatus, InstanceInterface, InstanceState, NetworkLimits, NewEni,
+};
+use crate::ownership::Owner;
+
+use super::desired::Slot;
+
+/// Where the NodeENI wants a slot's ENI, and how it should look.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Want {
+    pub slot: Slot,
+    pub nodeeni_uid: String,
+    pub security_group_ids: Vec<String>,
+    pub description: String,
+    pub extra_tags: BTreeMap<String, String>,
+    pub network_card_index: i32,
+    pub delete_on_termination: bool,
+    pub source_dest_check: Option<bool>,
+    /// Bumped when an earlier ENI of this slot was deleted, so its ClientToken is fresh.
+    pub incarnation: u32,
+}
+
+/// What EC2 says of an instance that has slots to fill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceFacts {
+    pub state: InstanceState,
+    pub interfaces: Vec<InstanceInterface>,
+    /// `None` when the instance type's limits are unknown.
+    pub limits: Option<NetworkLimits>,
+}
+
+/// What is known besides the owned ENIs.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// Only ENIs tagged with this cluster are ever acted on.
+    pub cluster: String,
+    /// Instances of the wanted slots, by ID; a missing entry means "not described yet".
+    pub instances: BTreeMap<String, InstanceFacts>,
+    /// Slots whose last attempt failed, and until when to leave them alone.
+    pub failures: BTreeMap<Owner, Failure>,
+    /// Slots with an action under way.
+    pub in_flight: BTreeSet<Owner>,
+    /// ENIs not to detach yet (the node agent still holds them bound to DPDK).
+    pub held: BTreeSet<String>,
+    /// ENIs this process detached to remove them: deleted as soon as they are available.
+    pub detached_by_us: BTreeSet<String>,
+    /// Owned ENIs that belong to nothing, and since when they have been seen so.
+    pub orphans_since: BTreeMap<String, Instant>,
+    pub gc_grace: Duration,
+    pub now: Option<Instant>,
+}
+
+/// A failed attempt at a slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: String,
+    pub message: String,
+    /// `None`: permanent, until the NodeENI or the node changes.
+    pub retry_at: Option<Instant>,
+}
+
+/// How to attach an ENI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachTo {
+    pub instance: String,
+    pub device_index: i32,
+    pub network_card_index: i32,
+    pub delete_on_termination: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create (ClientToken, tags), set source/dest check if asked, attach, set DeleteOnTermination.
+    Create {
+        slot: Owner,
+        new: NewEni,
+        source_dest_check: Option<bool>,
+        attach: AttachTo,
+    },
+    /// Attach an existing, available ENI of ours, then set DeleteOnTermination.
+    Attach {
+        slot: Owner,
+        eni_id: String,
+        attach: AttachTo,
+    },
+    SetDeleteOnTermination {
+        slot: Owner,
+        eni_id: String,
+        attachment_id: String,
+        value: bool,
+    },
+    SetSourceDestCheck {
+        slot: Owner,
+        eni_id: String,
+        value: bool,
+    },
+    Detach {
+        eni_id: String,
+        attachment_id: String,
+    },
+    Delete {
+        eni_id: String,
+    },
+}
+
+/// What to report for a slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotReport {
+    pub state: AttachmentState,
+    pub eni: Option<Eni>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub reports: BTreeMap<Owner, SlotReport>,
+    /// Instances whose facts are needed to go on.
+    pub describe: BTreeSet<String>,
+    /// Owned ENIs that belong to no wanted slot.
+    pub orphans: Vec<String>,
+}
+
+/// Plans every wanted slot against the owned ENIs.
+pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
+    let mut plan = Plan::default();
+    let mut by_owner: BTreeMap<Owner, Vec<&Eni>> = BTreeMap::new();
+    // Indices in use per instance: our own attachments count even before EC2 lists them.
+    let mut reserved: BTreeMap<String, Vec<(i32, i32)>> = BTreeMap::new();
+    let owned: Vec<&Eni> = owned
+        .iter()
+        .filter(|eni| {
+            Owner::from_tags(&eni.tags).is_some_and(|owner| owner.cluster == context.cluster)
+        })
+        .collect();
+    for eni in &owned {
+        if let Some(owner) = Owner::from_tags(&eni.tags) {
+            by_owner.entry(owner).or_default().push(*eni);
+        }
+        if let Some(attachment) = &eni.attachment {
+            let taken = reserved.entry(attachment.instance_id.clone()).or_default();
+            taken.push((attachment.network_card_index, attachment.device_index));
+        }
+    }
+    let gone = |instance: &str| {
+        context
+            .instances
+            .get(instance)
+            .is_some_and(|facts| facts.state.is_gone())
+    };
+    for want in wants {
+        let owner = &want.slot.owner;
+        let mut enis = by_owner.remove(owner).unwrap_or_default();
+        if gone(&owner.instance) {
+            plan.orphans.extend(enis.iter().map(|eni| eni.id.clone()));
+            let message = format!("instance {} is terminated", owner.instance);
+            let report = SlotReport {
+                state: AttachmentState::Deleting,
+                eni: None,
+                reason: Some("InstanceTerminated".into()),
+                message: Some(message),
+            };
+            plan.reports.insert(owner.clone(), report);
+            continue;
+        }
+        enis.sort_by_key(|eni| keep_rank(eni, &owner.instance));
+        let keep = if enis.is_empty() {
+            None
+        } else {
+            Some(enis.remove(0))
+        };
+        // Duplicates (a create repeated without its ClientToken's protection) go.
+        plan.orphans.extend(enis.iter().map(|eni| eni.id.clone()));
+        let report = plan_slot(want, keep, context, &mut reserved, &mut plan);
+        plan.reports.insert(owner.clone(), report);
+    }
+    plan.orphans
+        .extend(by_owner.into_values().flatten().map(|eni| eni.id.clone()));
+    let orphans: BTreeSet<&String> = plan.orphans.iter().collect();
+    for eni in owned.into_iter().filter(|eni| orphans.contains(&eni.id)) {
+        let instance_gone = Owner::from_tags(&eni.tags).is_some_and(|owner| gone(&owner.instance));
+        if let Some(action) = remove(eni, instance_gone, context) {
+            plan.actions.push(action);
+        }
+    }
+    plan
+}
+
+/// Which of a slot's ENIs to keep: attached here first, then available, then the rest.
+fn keep_rank(eni: &Eni, instance: &str) -> u8 {
+    match &eni.attachment {
+        Some(attachment) if attachment.instance_id == instance => 0,
+        None if eni.status == EniStatus::Available => 1,
+        _ => 2,
+    }
+}
+
+fn report(state: AttachmentState, eni: Option<&Eni>) -> SlotReport {
+    SlotReport {
+        state,
+        eni: eni.cloned(),
+        reason: None,
+        message: None,
+    }
+}
+
+fn plan_slot(
+    want: &Want,
+    eni: Option<&Eni>,
+    context: &Context,
+    reserved: &mut BTreeMap<String, Vec<(i32, i32)>>,
+    plan: &mut Plan,
+) -> SlotReport {
+    let owner = &want.slot.owner;
+    if context.in_flight.contains(owner) {
+        let state = if eni.is_some() {
+            AttachmentState::Attaching
+        } else {
+            AttachmentState::Pending
+        };
+        return report(state, eni);
+    }
+    if let Some(failure) = context.failures.get(owner)
+        && failure
+            .retry_at
+            .is_none_or(|at| context.now.is_some_and(|now| now < at))
+    {
+        let state = if failure.retry_at.is_none() {
+            AttachmentState::Failed
+        } else {
+            AttachmentState::Pending
+        };
+        return SlotReport {
+            state,
+            eni: eni.cloned(),
+            reason: Some(failure.reason.clone()),
+            message: Some(failure.message.clone()),
+        };
+    }
+    match eni.and_then(|eni| eni.attachment.as_ref().map(|attachment| (eni, attachment))) {
+        Some((eni, attachment)) if attachment.instance_id == owner.instance => {
+            match attachment.status {
+                AttachmentStatus::Attaching => report(AttachmentState::Attaching, Some(eni)),
+                AttachmentStatus::Detaching | AttachmentStatus::Detached => {
+                    report(AttachmentState::Detaching, Some(eni))
+                }
+                AttachmentStatus::Attached => {
+                    if attachment.delete_on_termination != want.delete_on_termination {
+                        plan.actions.push(Action::SetDeleteOnTermination {
+                            slot: owner.clone(),
+                            eni_id: eni.id.clone(),
+                            attachment_id: attachment.id.clone(),
+                            value: want.delete_on_termination,
+                        });
+                    }
+                    if let Some(value) = want.source_dest_check
+                        && eni.source_dest_check != Some(value)
+                    {
+                        plan.actions.push(Action::SetSourceDestCheck {
+                            slot: owner.clone(),
+                            eni_id: eni.id.clone(),
+                            value,
+                        });
+                    }
+                    report(AttachmentState::Attached, Some(eni))
+                }
+            }
+        }
+        // Attached elsewhere (tags say otherwise): leave it; it is no longer this slot's.
+        Some((eni, _)) => report(AttachmentState::Pending, Some(eni)),
+        None => match eni {
+            Some(eni) if eni.status != EniStatus::Available => {
+                report(AttachmentState::Detaching, Some(eni))
+            }
+            _ => plan_attach(want, eni, context, reserved, plan),
+        },
+    }
+}
+
+/// Attaches the slot's available ENI, or creates one and attaches it.
+fn plan_attach(
+    want: &Want,
+    eni: Option<&Eni>,
+    context: &Context,
+    reserved: &mut BTreeMap<String, Vec<(i32, i32)>>,
+    plan: &mut Plan,
+) -> SlotReport {
+    let owner = &want.slot.owner;
+    let waiting = if eni.is_some() {
+        AttachmentState::Created
+    } else {
+        AttachmentState::Pending
+    };
+    let Some(instance) = context.instances.get(&owner.instance) else {
+        plan.describe.insert(owner.instance.clone());
+        return report(waiting, eni);
+    };
+    if instance.state != InstanceState::Running {
+        return SlotReport {
+            state: waiting,
+            eni: eni.cloned(),
+            reason: Some("InstanceNotRunning".into()),
+            message: Some(format!(
+                "instance {} is {:?}; waiting for it to run",
+                owner.instance, instance.state
+            )),
+        };
+    }
+    let taken = reserved.entry(owner.instance.clone()).or_default();
+    let device_index = match choose_index(want, instance, taken) {
+        Ok(index) => index,
+        Err((reason, message)) => {
+            return SlotReport {
+                state: AttachmentState::Failed,
+                eni: eni.cloned(),
+                reason: Some(reason.into()),
+                message: Some(message),
+            };
+        }
+    };
+    taken.push((want.network_card_index, device_index));
+    let attach = AttachTo {
+        instance: owner.instance.clone(),
+        device_index,
+        network_card_index: want.network_card_index,
+        delete_on_termination: want.delete_on_termination,
+    };
+    plan.actions.push(match eni {
+        Some(eni) => Action::Attach {
+            slot: owner.clone(),
+            eni_id: eni.id.clone(),
+            attach,
+        },
+        None => Action::Create {
+            slot: owner.clone(),
+            new: NewEni {
+                subnet_id: owner.subnet.clone(),
+                security_group_ids: want.security_group_ids.clone(),
+                description: want.description.clone(),
+                tags: owner.tags(&want.extra_tags),
+                client_token: owner.client_token(&want.nodeeni_uid, want.incarnation),
+            },
+            source_dest_check: want.source_dest_check.filter(|check| !check),
+            attach,
+        },
+    });
+    report(
+        if eni.is_some() {
+            AttachmentState::Attaching
+        } else {
+            AttachmentState::Pending
+        },
+        eni,
+    )
+}
+
+/// The slot's preferred index if free on its card, else the next free one; checks the
+/// instance type's limit for the card first.
+fn choose_index(
+    want: &Want,
+    instance: &InstanceFacts,
+    reserved: &[(i32, i32)],
+) -> Result<i32, (&'static str, String)> {
+    let card = want.network_card_index;
+    let used: BTreeSet<i32> = instance
+        .interfaces
+        .iter()
+        .filter(|interface| interface.network_card_index == card)
+        .map(|interface| interface.device_index)
+        .chain(
+            reserved
+                .iter()
+                .filter(|(c, _)| *c == card)
+                .map(|(_, index)| *index),
+        )
+        .collect();
+    if let Some(limits) = &instance.limits {
+        let max = limits.interfaces_on_card(card);
+        if i32::try_from(used.len()).unwrap_or(i32::MAX) >= max {
+            return Err((
+                "InterfaceLimitReached",
+                format!(
+                    "instance {} already has {} of the {max} interfaces its type allows on network card {card}",
+                    want.slot.owner.instance,
+                    used.len()
+                ),
+            ));
+        }
+    }
+    (want.slot.preferred_index..=31)
+        .find(|index| !used.contains(index))
+        .ok_or((
+            "NoFreeDeviceIndex",
+            format!(
+                "no device index from {} to 31 is free on network card {card}",
+                want.slot.preferred_index
+            ),
+        ))
+}
+
+/// The next step in removing an owned ENI that no slot wants. Available ENIs go at once when
+/// this process detached them or their instance is gone, else after the grace period (which
+/// covers ENIs created for a node this process has not seen yet).
+fn remove(eni: &Eni, instance_gone: bool, context: &Context) -> Option<Action> {
+    match (&eni.attachment, &eni.status) {
+        (Some(attachment), _)
+            if attachment.status == AttachmentStatus::Attached
+                && !context.held.contains(&eni.id) =>
+        {
+            Some(Action::Detach {
+                eni_id: eni.id.clone(),
+                attachment_id: attachment.id.clone(),
+            })
+        }
+        (None, EniStatus::Available) => {
+            let since = context.orphans_since.get(&eni.id).copied();
+            let grace_over = match (since, context.now) {
+                (Some(since), Some(now)) => {
+                    now.saturating_duration_since(since) >= context.gc_grace
+                }
+                _ => false,
+            };
+            let now = instance_gone || context.detached_by_us.contains(&eni.id);
+            (now || grace_over).then(|| Action::Delete {
+                eni_id: eni.id.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
