@@ -8,5 +8,6 @@ pub mod api;
 pub mod commands;
 pub mod controller;
 pub mod ec2;
+pub mod http;
 pub mod logging;
 pub mod ownership;

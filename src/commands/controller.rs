@@ -1,12 +1,26 @@
-//! `multi-eni controller`: reconciles `NodeENI`s against EC2.
+//! `multi-eni controller`: reconciles NodeENIs against EC2.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+
+use crate::controller::kube_io::{KubeIo, watch_nodeenis, watch_nodes};
+use crate::controller::leader::Election;
+use crate::controller::metrics::Metrics;
+use crate::controller::reconciler::{Reconciler, Settings};
+use crate::ec2::{Ec2, Ec2Config};
+use crate::http::{self, Readiness};
 use crate::logging::LogFormat;
 
 /// Creates one ENI per selected node and subnet, attaches it, keeps it attached, and detaches
 /// and deletes it when the node stops matching, goes away, or the NodeENI is deleted.
+///
+/// EC2 credentials and region come from the AWS SDK's usual sources: environment variables,
+/// web identity (IRSA), EKS Pod Identity, instance metadata; AWS_ENDPOINT_URL_EC2 overrides
+/// the endpoint. The Kubernetes API is found in-cluster or through KUBECONFIG.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Name of the Kubernetes cluster; every ENI is tagged with it, so it must be unique
@@ -18,17 +32,42 @@ pub struct Args {
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
 
-    /// How often the whole state is re-read from EC2 and the API server, e.g. 5m.
+    /// How often the whole state is read again from EC2, e.g. 5m.
     #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
 
-    /// How many nodes are worked on at once.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    /// How many EC2 actions run at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 32)]
     pub concurrency: usize,
 
+    /// Share of AWS's EC2 request rates (per throttling bucket) to stay within; the rest is
+    /// left to other tools of the account. 0 < budget <= 1.
+    #[arg(long, env = "EC2_BUDGET", default_value_t = 0.95, value_parser = parse_budget)]
+    pub ec2_budget: f64,
+
     /// How long an owned ENI that belongs to nothing may stay `available` before it is deleted.
-    #[arg(long, env = "GC_GRACE_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GC_GRACE_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
     pub gc_grace_period: Duration,
+
+    /// How often EC2 is asked again while an attach or detach is finishing.
+    #[arg(long, env = "TRANSITION_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub transition_poll: Duration,
+
+    /// How long to wait for the node agent to release a DPDK-bound ENI before detaching it.
+    #[arg(long, env = "DPDK_RELEASE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub dpdk_release_timeout: Duration,
+
+    /// Run only while holding the Lease, so that several replicas can run.
+    #[arg(long, env = "LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader election Lease (the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
+    pub lease_namespace: String,
+
+    /// This replica's identity in the Lease (the pod's name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 
     /// Address of the /metrics, /healthz and /readyz endpoint.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -39,9 +78,111 @@ pub struct Args {
     pub log_format: LogFormat,
 }
 
+fn parse_budget(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(budget) if budget > 0.0 && budget <= 1.0 => Ok(budget),
+        _ => Err(format!(
+            "{value:?} is not a share between 0 (exclusive) and 1, e.g. 0.95"
+        )),
+    }
+}
+
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        eprintln!("multi-eni controller is not built yet; arguments parsed: {self:?}");
-        Ok(ExitCode::from(3))
+        crate::logging::init(self.log_format);
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(self.serve())
+    }
+
+    async fn serve(self) -> anyhow::Result<ExitCode> {
+        let cluster = self.cluster_name.clone().filter(|name| !name.is_empty()).context(
+            "--cluster-name (CLUSTER_NAME) is required: every ENI is tagged with it to tell this cluster's ENIs apart",
+        )?;
+        let client = kube::Client::try_default()
+            .await
+            .context("cannot reach the Kubernetes API")?;
+        let ec2 = Ec2::connect(&Ec2Config {
+            region: self.region.clone(),
+            endpoint_url: None,
+            budget: Some(self.ec2_budget),
+        })
+        .await;
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        ec2.metrics().register(&mut registry);
+        metrics.register(&mut registry);
+        let readiness = Readiness::default();
+        tokio::spawn(http::serve(
+            http::bind(self.metrics_addr).await?,
+            Arc::new(registry),
+            readiness.clone(),
+        ));
+
+        let identity = self
+            .identity
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+        let election = Election {
+            namespace: self.lease_namespace.clone(),
+            name: "multi-eni-controller".into(),
+            identity: identity.clone(),
+            lease_duration: Duration::from_secs(15),
+        };
+        readiness.set(true);
+        if self.leader_elect {
+            tracing::info!(%identity, "waiting to hold the leader Lease");
+            election.acquire(&client).await;
+        }
+        let settings = Settings {
+            cluster,
+            resync: self.resync_period,
+            concurrency: self.concurrency,
+            gc_grace: self.gc_grace_period,
+            poll: self.transition_poll,
+            dpdk_release_timeout: self.dpdk_release_timeout,
+        };
+        let reconciler = Reconciler::new(
+            settings,
+            ec2,
+            KubeIo::new(client.clone(), identity),
+            metrics,
+        );
+        // Each watch adds a permit when its first list is complete.
+        let synced = Arc::new(tokio::sync::Semaphore::new(0));
+        tokio::spawn(watch_nodeenis(
+            client.clone(),
+            Arc::clone(&reconciler),
+            Arc::clone(&synced),
+        ));
+        tokio::spawn(watch_nodes(
+            client.clone(),
+            Arc::clone(&reconciler),
+            Arc::clone(&synced),
+        ));
+        drop(synced.acquire_many(2).await.expect("never closed"));
+        tracing::info!("caches synced; reconciling");
+        let work = tokio::spawn(reconciler.run());
+        tokio::select! {
+            () = async { if self.leader_elect { election.keep(&client).await } else { std::future::pending().await } } => {
+                work.abort();
+                anyhow::bail!("lost the leader Lease; exiting so that the other replica takes over")
+            }
+            () = shutdown() => Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "multi-eni".into(), |h| h.trim().to_owned())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

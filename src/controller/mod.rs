@@ -1,4 +1,13 @@
-//! The controller: reconciles NodeENIs against EC2.
+//! The controller: reconciles NodeENIs against EC2. [`desired`] and [`plan`] are pure;
+//! [`executor`] performs actions, [`kube_io`] talks to the API server, [`reconciler`] runs
+//! the loop.
 
 pub mod desired;
+pub mod executor;
+pub mod kube_io;
+pub mod leader;
+pub mod metrics;
 pub mod plan;
+pub mod reconciler;
+pub mod resolve;
+pub mod status;

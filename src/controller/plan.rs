@@ -101,11 +101,14 @@ pub enum Action {
         eni_id: String,
         value: bool,
     },
+    /// Removal of an ENI no slot wants; `nodeeni` is its NodeENI tag (for events).
     Detach {
+        nodeeni: String,
         eni_id: String,
         attachment_id: String,
     },
     Delete {
+        nodeeni: String,
         eni_id: String,
     },
 }
@@ -410,12 +413,18 @@ fn choose_index(
 /// this process detached them or their instance is gone, else after the grace period (which
 /// covers ENIs created for a node this process has not seen yet).
 fn remove(eni: &Eni, instance_gone: bool, context: &Context) -> Option<Action> {
+    let nodeeni = eni
+        .tags
+        .get(crate::ownership::NODEENI_TAG)
+        .cloned()
+        .unwrap_or_default();
     match (&eni.attachment, &eni.status) {
         (Some(attachment), _)
             if attachment.status == AttachmentStatus::Attached
                 && !context.held.contains(&eni.id) =>
         {
             Some(Action::Detach {
+                nodeeni,
                 eni_id: eni.id.clone(),
                 attachment_id: attachment.id.clone(),
             })
@@ -430,6 +439,7 @@ fn remove(eni: &Eni, instance_gone: bool, context: &Context) -> Option<Action> {
             };
             let now = instance_gone || context.detached_by_us.contains(&eni.id);
             (now || grace_over).then(|| Action::Delete {
+                nodeeni,
                 eni_id: eni.id.clone(),
             })
         }

@@ -349,6 +349,7 @@ fn the_enis_of_a_terminated_instance_are_deleted_and_not_recreated() {
     assert_eq!(
         plan.actions,
         vec![Action::Delete {
+            nodeeni: "multus".into(),
             eni_id: "eni-1".into()
         }]
     );
@@ -370,6 +371,7 @@ fn unwanted_enis_are_detached_then_deleted() {
     assert_eq!(
         detach.actions,
         vec![Action::Detach {
+            nodeeni: "multus".into(),
             eni_id: "eni-2".into(),
             attachment_id: "eni-2-attach".into()
         }]
@@ -381,6 +383,7 @@ fn unwanted_enis_are_detached_then_deleted() {
     assert_eq!(
         delete.actions,
         vec![Action::Delete {
+            nodeeni: "multus".into(),
             eni_id: "eni-2".into()
         }]
     );
@@ -419,6 +422,7 @@ fn orphans_nobody_detached_are_collected_after_the_grace_period() {
     assert_eq!(
         plan(&[], &orphan, &context).actions,
         vec![Action::Delete {
+            nodeeni: "multus".into(),
             eni_id: "eni-2".into()
         }]
     );
@@ -437,6 +441,7 @@ fn a_duplicate_is_removed_and_the_attached_one_kept() {
     assert_eq!(
         plan.actions,
         vec![Action::Delete {
+            nodeeni: "multus".into(),
             eni_id: "eni-dup".into()
         }]
     );

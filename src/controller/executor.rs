@@ -1,0 +1,244 @@
+//! The executor: performs one planned action against EC2 and says what came of it. It keeps
+//! the controller's view of the owned ENIs up to date with its own mutations, so that the
+//! next plan needs no describe call to know what it just did.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::ec2::types::{AttachmentStatus, Eni, EniAttachment, EniStatus};
+use crate::ec2::{Ec2, Error as Ec2Error, ErrorKind};
+use crate::ownership::Owner;
+
+use super::plan::{Action, AttachTo};
+
+/// The owned ENIs as last described, patched with our own mutations since.
+#[derive(Debug, Default)]
+pub struct View {
+    pub enis: BTreeMap<String, Eni>,
+    pub refreshed: Option<Instant>,
+    /// Something happened that the view cannot know (an error mid-way): describe again.
+    pub stale: bool,
+}
+
+impl View {
+    pub fn replace(&mut self, enis: Vec<Eni>, at: Instant) {
+        self.enis = enis.into_iter().map(|eni| (eni.id.clone(), eni)).collect();
+        self.refreshed = Some(at);
+        self.stale = false;
+    }
+
+    /// Whether an attach or detach is still in progress (EC2 finishes them asynchronously).
+    pub fn in_transition(&self) -> bool {
+        self.enis.values().any(|eni| {
+            matches!(eni.status, EniStatus::Attaching | EniStatus::Detaching)
+                || eni
+                    .attachment
+                    .as_ref()
+                    .is_some_and(|a| a.status != AttachmentStatus::Attached)
+        })
+    }
+}
+
+/// What an action led to, for events and for the next plan.
+#[derive(Debug)]
+pub enum Outcome {
+    Done(Vec<Step>),
+    /// Some steps were done, then one failed.
+    Failed {
+        done: Vec<Step>,
+        slot: Option<Owner>,
+        error: Ec2Error,
+    },
+}
+
+/// One EC2 mutation that succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Created {
+        eni_id: String,
+    },
+    Attached {
+        eni_id: String,
+        instance: String,
+        device_index: i32,
+    },
+    Modified {
+        eni_id: String,
+    },
+    Detached {
+        eni_id: String,
+    },
+    Deleted {
+        eni_id: String,
+    },
+}
+
+/// Performs `action`, recording every step in `view`.
+pub async fn execute(ec2: &Ec2, view: &Arc<Mutex<View>>, action: Action) -> Outcome {
+    let mut done = Vec::new();
+    let slot = slot_of(&action);
+    match run(ec2, view, action, &mut done).await {
+        Ok(()) => Outcome::Done(done),
+        Err(error) => {
+            view.lock().expect("view lock").stale = true;
+            Outcome::Failed { done, slot, error }
+        }
+    }
+}
+
+fn slot_of(action: &Action) -> Option<Owner> {
+    match action {
+        Action::Create { slot, .. }
+        | Action::Attach { slot, .. }
+        | Action::SetDeleteOnTermination { slot, .. }
+        | Action::SetSourceDestCheck { slot, .. } => Some(slot.clone()),
+        Action::Detach { .. } | Action::Delete { .. } => None,
+    }
+}
+
+async fn run(
+    ec2: &Ec2,
+    view: &Arc<Mutex<View>>,
+    action: Action,
+    done: &mut Vec<Step>,
+) -> Result<(), Ec2Error> {
+    let update = |f: &dyn Fn(&mut View)| f(&mut view.lock().expect("view lock"));
+    match action {
+        Action::Create {
+            new,
+            source_dest_check,
+            attach,
+            ..
+        } => {
+            let eni = ec2.create_eni(&new).await?;
+            let eni_id = eni.id.clone();
+            update(&|view| {
+                view.enis.insert(eni.id.clone(), eni.clone());
+            });
+            done.push(Step::Created {
+                eni_id: eni_id.clone(),
+            });
+            if let Some(value) = source_dest_check {
+                ec2.set_source_dest_check(&eni_id, value).await?;
+                update(&|view| set(view, &eni_id, |eni| eni.source_dest_check = Some(value)));
+            }
+            attach_and_protect(ec2, &update, &eni_id, &attach, done).await
+        }
+        Action::Attach { eni_id, attach, .. } => {
+            attach_and_protect(ec2, &update, &eni_id, &attach, done).await
+        }
+        Action::SetDeleteOnTermination {
+            eni_id,
+            attachment_id,
+            value,
+            ..
+        } => {
+            ec2.set_delete_on_termination(&eni_id, &attachment_id, value)
+                .await?;
+            update(&|view| set_delete_on_termination(view, &eni_id, value));
+            done.push(Step::Modified { eni_id });
+            Ok(())
+        }
+        Action::SetSourceDestCheck { eni_id, value, .. } => {
+            ec2.set_source_dest_check(&eni_id, value).await?;
+            update(&|view| set(view, &eni_id, |eni| eni.source_dest_check = Some(value)));
+            done.push(Step::Modified { eni_id });
+            Ok(())
+        }
+        Action::Detach {
+            eni_id,
+            attachment_id,
+            ..
+        } => {
+            ec2.detach(&attachment_id, false).await?;
+            update(&|view| {
+                set(view, &eni_id, |eni| {
+                    eni.status = EniStatus::Detaching;
+                    if let Some(attachment) = &mut eni.attachment {
+                        attachment.status = AttachmentStatus::Detaching;
+                    }
+                });
+            });
+            done.push(Step::Detached { eni_id });
+            Ok(())
+        }
+        Action::Delete { eni_id, .. } => {
+            ec2.delete_eni(&eni_id).await?;
+            update(&|view| {
+                view.enis.remove(&eni_id);
+            });
+            done.push(Step::Deleted { eni_id });
+            Ok(())
+        }
+    }
+}
+
+/// Attach, then DeleteOnTermination (not an attach parameter; if it fails the next plan
+/// sees the attachment without it and sets it again).
+async fn attach_and_protect(
+    ec2: &Ec2,
+    update: &impl Fn(&dyn Fn(&mut View)),
+    eni_id: &str,
+    attach: &AttachTo,
+    done: &mut Vec<Step>,
+) -> Result<(), Ec2Error> {
+    let attachment_id = ec2
+        .attach(
+            eni_id,
+            &attach.instance,
+            attach.device_index,
+            attach.network_card_index,
+        )
+        .await?;
+    update(&|view| {
+        set(view, eni_id, |eni| {
+            eni.status = EniStatus::Attaching;
+            eni.attachment = Some(EniAttachment {
+                id: attachment_id.clone(),
+                instance_id: attach.instance.clone(),
+                device_index: attach.device_index,
+                network_card_index: attach.network_card_index,
+                status: AttachmentStatus::Attaching,
+                delete_on_termination: false,
+            });
+        });
+    });
+    done.push(Step::Attached {
+        eni_id: eni_id.to_owned(),
+        instance: attach.instance.clone(),
+        device_index: attach.device_index,
+    });
+    if attach.delete_on_termination {
+        ec2.set_delete_on_termination(eni_id, &attachment_id, true)
+            .await?;
+        update(&|view| set_delete_on_termination(view, eni_id, true));
+        done.push(Step::Modified {
+            eni_id: eni_id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn set(view: &mut View, eni_id: &str, change: impl FnOnce(&mut Eni)) {
+    if let Some(eni) = view.enis.get_mut(eni_id) {
+        change(eni);
+    }
+}
+
+fn set_delete_on_termination(view: &mut View, eni_id: &str, value: bool) {
+    set(view, eni_id, |eni| {
+        if let Some(attachment) = &mut eni.attachment {
+            attachment.delete_on_termination = value;
+        }
+    });
+}
+
+/// Whether a failure needs a change (spec, node, instance) rather than time to go away.
+pub fn is_permanent(error: &Ec2Error) -> bool {
+    matches!(
+        error.kind,
+        ErrorKind::LimitExceeded | ErrorKind::InvalidInput
+    ) || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidSubnetID"))
+        || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidGroup"))
+}

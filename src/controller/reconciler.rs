@@ -1,0 +1,609 @@
+//! The reconcile loop. One pass plans every NodeENI against one view of the cluster's owned
+//! ENIs (described in one paginated round, then kept current by our own mutations), starts
+//! the actions in the background within the EC2 budget, and writes the statuses that changed.
+//! Passes run when a watch reports a relevant change, when an action ends, while EC2 finishes
+//! an attach or detach, and once per resync period.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::api::NodeENI;
+use crate::ec2::Ec2;
+use crate::ownership::{NODEENI_TAG, Owner};
+
+use super::desired::{Desired, NodeInfo, desired};
+use super::executor::{Outcome, View, execute};
+use super::kube_io::KubeIo;
+use super::metrics::Metrics;
+use super::plan::{Action, Context, Failure, InstanceFacts, Plan, Want, plan};
+use super::resolve::{Problem, Resolver};
+use super::status::{self, Blocker};
+
+/// How the controller behaves.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub cluster: String,
+    pub resync: Duration,
+    pub concurrency: usize,
+    pub gc_grace: Duration,
+    /// How often to describe again while EC2 finishes attaches and detaches.
+    pub poll: Duration,
+    /// How long a DPDK-bound ENI is kept attached, waiting for the node agent to release it.
+    pub dpdk_release_timeout: Duration,
+}
+
+/// What the watches keep up to date.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub nodeenis: BTreeMap<String, NodeENI>,
+    pub nodes: BTreeMap<String, NodeInfo>,
+}
+
+/// Memory that only saves work: losing it (a restart) costs calls, never correctness.
+#[derive(Debug, Default)]
+struct Memory {
+    failures: BTreeMap<Owner, (Failure, u32)>,
+    in_flight: BTreeSet<Key>,
+    detached_by_us: BTreeSet<String>,
+    orphans_since: BTreeMap<String, Instant>,
+    held_since: BTreeMap<String, Instant>,
+    instances: BTreeMap<String, (Instant, InstanceFacts)>,
+    incarnations: BTreeMap<Owner, u32>,
+    wake_at: Option<Instant>,
+}
+
+pub struct Reconciler {
+    pub settings: Settings,
+    pub cluster: Mutex<Cluster>,
+    pub wake: Notify,
+    ec2: Ec2,
+    kube: KubeIo,
+    resolver: Resolver,
+    view: Arc<Mutex<View>>,
+    memory: Mutex<Memory>,
+    permits: Arc<Semaphore>,
+    metrics: Metrics,
+}
+
+/// A NodeENI's part of a pass.
+struct Planned {
+    name: String,
+    desired: Desired,
+    blocker: Option<Blocker>,
+}
+
+impl Reconciler {
+    pub fn new(settings: Settings, ec2: Ec2, kube: KubeIo, metrics: Metrics) -> Arc<Reconciler> {
+        Arc::new(Reconciler {
+            resolver: Resolver::new(ec2.clone(), settings.resync),
+            permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            settings,
+            cluster: Mutex::default(),
+            wake: Notify::new(),
+            ec2,
+            kube,
+            view: Arc::default(),
+            memory: Mutex::default(),
+            metrics,
+        })
+    }
+
+    /// Runs passes forever.
+    pub async fn run(self: Arc<Self>) {
+        let mut next_resync = Instant::now();
+        loop {
+            if Instant::now() >= next_resync {
+                self.view.lock().expect("view").stale = true;
+                self.memory
+                    .lock()
+                    .expect("memory")
+                    .failures
+                    .retain(|_, (f, _)| f.retry_at.is_some());
+                next_resync = Instant::now() + self.settings.resync;
+            }
+            let started = Instant::now();
+            if let Err(error) = self.pass().await {
+                self.metrics.pass_errors.inc();
+                tracing::warn!(%error, "reconcile pass failed; retrying");
+                self.view.lock().expect("view").stale = true;
+                self.wake_at(Instant::now() + Duration::from_secs(2));
+            }
+            self.metrics
+                .pass_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let wake_at = self.memory.lock().expect("memory").wake_at.take();
+            let until = wake_at.map_or(next_resync, |at| at.min(next_resync));
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep_until(until.into()) => {}
+            }
+            // Let a burst of events settle into one pass.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn wake_at(&self, at: Instant) {
+        let mut memory = self.memory.lock().expect("memory");
+        memory.wake_at = Some(memory.wake_at.map_or(at, |current| current.min(at)));
+    }
+
+    async fn pass(self: &Arc<Self>) -> anyhow::Result<()> {
+        let (nodeenis, nodes) = {
+            let cluster = self.cluster.lock().expect("cluster");
+            (
+                cluster.nodeenis.clone(),
+                cluster.nodes.values().cloned().collect::<Vec<_>>(),
+            )
+        };
+        for nodeeni in nodeenis
+            .values()
+            .filter(|n| n.metadata.deletion_timestamp.is_none())
+        {
+            self.kube.ensure_finalizer(nodeeni).await?;
+        }
+        self.refresh_view().await?;
+        let (wants, planned) = self.wanted(&nodeenis, &nodes).await;
+        let mut plan = self.plan(&wants, &nodeenis).await?;
+        self.track_orphans(&plan);
+        for action in std::mem::take(&mut plan.actions) {
+            self.start(action);
+        }
+        for item in &planned {
+            self.write_status(&nodeenis[&item.name], item, &plan)
+                .await?;
+        }
+        self.release_finalizers(&nodeenis).await?;
+        self.schedule();
+        self.metrics
+            .observe_enis(&self.view.lock().expect("view").enis);
+        Ok(())
+    }
+
+    /// Describes the owned ENIs again when the view may be wrong, a transition is under way
+    /// and the poll interval has passed, or the resync is due.
+    async fn refresh_view(&self) -> anyhow::Result<()> {
+        let due = {
+            let view = self.view.lock().expect("view");
+            let polled = view
+                .refreshed
+                .is_none_or(|at| at.elapsed() >= self.settings.poll);
+            view.refreshed.is_none() || view.stale || (view.in_transition() && polled)
+        };
+        if due {
+            let enis = self
+                .ec2
+                .enis_tagged(crate::ownership::CLUSTER_TAG, &self.settings.cluster)
+                .await?;
+            self.view
+                .lock()
+                .expect("view")
+                .replace(enis, Instant::now());
+        }
+        Ok(())
+    }
+
+    async fn wanted(
+        &self,
+        nodeenis: &BTreeMap<String, NodeENI>,
+        nodes: &[NodeInfo],
+    ) -> (Vec<Want>, Vec<Planned>) {
+        let mut wants = Vec::new();
+        let mut planned = Vec::new();
+        for (name, nodeeni) in nodeenis {
+            let mut item = Planned {
+                name: name.clone(),
+                desired: Desired::default(),
+                blocker: None,
+            };
+            if nodeeni.metadata.deletion_timestamp.is_some() {
+                item.blocker = Some(self.deletion_blocker(name));
+                planned.push(item);
+                continue;
+            }
+            let uid = nodeeni.uid().unwrap_or_default();
+            let generation = nodeeni.metadata.generation.unwrap_or_default();
+            match self.resolver.resolve(&uid, generation, &nodeeni.spec).await {
+                Ok(resolved) => {
+                    item.desired = desired(
+                        &self.settings.cluster,
+                        name,
+                        &nodeeni.spec,
+                        &resolved,
+                        nodes,
+                    );
+                    let memory = self.memory.lock().expect("memory");
+                    wants.extend(item.desired.slots.iter().map(|slot| {
+                        Want {
+                            slot: slot.clone(),
+                            nodeeni_uid: uid.clone(),
+                            security_group_ids: resolved.security_group_ids.clone(),
+                            description: nodeeni
+                                .spec
+                                .description
+                                .clone()
+                                .unwrap_or_else(|| format!("multi-eni {name}")),
+                            extra_tags: nodeeni.spec.tags.clone(),
+                            network_card_index: nodeeni.spec.network_card_index,
+                            delete_on_termination: nodeeni.spec.delete_on_termination,
+                            source_dest_check: nodeeni.spec.source_dest_check,
+                            incarnation: memory
+                                .incarnations
+                                .get(&slot.owner)
+                                .copied()
+                                .unwrap_or_default(),
+                        }
+                    }));
+                }
+                Err(Problem {
+                    reason,
+                    message,
+                    transient,
+                }) => {
+                    if transient {
+                        self.wake_at(Instant::now() + Duration::from_secs(5));
+                    }
+                    item.desired.selected_nodes = nodes
+                        .iter()
+                        .filter(|n| n.matches(&nodeeni.spec.node_selector))
+                        .count();
+                    item.blocker = Some(Blocker {
+                        reason: reason.into(),
+                        message,
+                    });
+                }
+            }
+            planned.push(item);
+        }
+        (wants, planned)
+    }
+
+    fn deletion_blocker(&self, name: &str) -> Blocker {
+        let left = self.owned_by(name);
+        Blocker {
+            reason: "Deleting".into(),
+            message: format!(
+                "detaching and deleting {} ENIs before the NodeENI goes",
+                left.len()
+            ),
+        }
+    }
+
+    fn owned_by(&self, nodeeni: &str) -> Vec<String> {
+        let view = self.view.lock().expect("view");
+        view.enis
+            .values()
+            .filter(|eni| eni.tags.get(NODEENI_TAG).map(String::as_str) == Some(nodeeni))
+            .map(|eni| eni.id.clone())
+            .collect()
+    }
+
+    /// Plans; if instances must be described first, describes them all in one call and plans again.
+    async fn plan(
+        &self,
+        wants: &[Want],
+        nodeenis: &BTreeMap<String, NodeENI>,
+    ) -> anyhow::Result<Plan> {
+        let enis: Vec<_> = self
+            .view
+            .lock()
+            .expect("view")
+            .enis
+            .values()
+            .cloned()
+            .collect();
+        let first = plan(wants, &enis, &self.context(nodeenis));
+        if first.describe.is_empty() {
+            return Ok(first);
+        }
+        let ids: Vec<String> = first.describe.into_iter().collect();
+        let instances = self.ec2.instances(&ids).await?;
+        let mut facts = Vec::new();
+        for instance in &instances {
+            let limits = self.ec2.network_limits(&instance.instance_type).await.ok();
+            facts.push((
+                instance.id.clone(),
+                InstanceFacts {
+                    state: instance.state.clone(),
+                    interfaces: instance.interfaces.clone(),
+                    limits,
+                },
+            ));
+        }
+        {
+            let mut memory = self.memory.lock().expect("memory");
+            let now = Instant::now();
+            for id in &ids {
+                // An instance EC2 no longer knows is as good as terminated.
+                let missing = InstanceFacts {
+                    state: crate::ec2::types::InstanceState::Terminated,
+                    interfaces: Vec::new(),
+                    limits: None,
+                };
+                memory.instances.insert(id.clone(), (now, missing));
+            }
+            for (id, fact) in facts {
+                memory.instances.insert(id, (now, fact));
+            }
+        }
+        Ok(plan(wants, &enis, &self.context(nodeenis)))
+    }
+
+    fn context(&self, nodeenis: &BTreeMap<String, NodeENI>) -> Context {
+        let now = Instant::now();
+        let mut memory = self.memory.lock().expect("memory");
+        memory
+            .instances
+            .retain(|_, (at, _)| now.duration_since(*at) < self.settings.poll * 10);
+        let held = self.held(nodeenis, &mut memory, now);
+        Context {
+            cluster: self.settings.cluster.clone(),
+            instances: memory
+                .instances
+                .iter()
+                .map(|(id, (_, facts))| (id.clone(), facts.clone()))
+                .collect(),
+            failures: memory
+                .failures
+                .iter()
+                .map(|(owner, (failure, _))| (owner.clone(), failure.clone()))
+                .collect(),
+            in_flight: memory
+                .in_flight
+                .iter()
+                .filter_map(|key| match key {
+                    Key::Slot(owner) => Some(owner.clone()),
+                    Key::Eni(_) => None,
+                })
+                .collect(),
+            held,
+            detached_by_us: memory.detached_by_us.clone(),
+            orphans_since: memory.orphans_since.clone(),
+            gc_grace: self.settings.gc_grace,
+            now: Some(now),
+        }
+    }
+
+    /// ENIs the node agent reports bound to DPDK: kept attached until it releases them, or
+    /// until the release timeout.
+    fn held(
+        &self,
+        nodeenis: &BTreeMap<String, NodeENI>,
+        memory: &mut Memory,
+        now: Instant,
+    ) -> BTreeSet<String> {
+        let bound: BTreeSet<String> = nodeenis
+            .values()
+            .filter_map(|n| n.status.as_ref())
+            .flat_map(|s| &s.attachments)
+            .filter(|a| a.dpdk_bound == Some(true))
+            .filter_map(|a| a.eni_id.clone())
+            .collect();
+        memory.held_since.retain(|eni, _| bound.contains(eni));
+        bound
+            .into_iter()
+            .filter(|eni| {
+                now.duration_since(*memory.held_since.entry(eni.clone()).or_insert(now))
+                    < self.settings.dpdk_release_timeout
+            })
+            .collect()
+    }
+
+    fn track_orphans(&self, plan: &Plan) {
+        let now = Instant::now();
+        let mut memory = self.memory.lock().expect("memory");
+        let orphans: BTreeSet<&String> = plan.orphans.iter().collect();
+        memory.orphans_since.retain(|eni, _| orphans.contains(eni));
+        for eni in &plan.orphans {
+            memory.orphans_since.entry(eni.clone()).or_insert(now);
+        }
+    }
+
+    /// Starts an action in the background; its end wakes the loop.
+    fn start(self: &Arc<Self>, action: Action) {
+        let key = action_key(&action);
+        if !self
+            .memory
+            .lock()
+            .expect("memory")
+            .in_flight
+            .insert(key.clone())
+        {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let _permit = this
+                .permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let outcome = execute(&this.ec2, &this.view, action.clone()).await;
+            this.record(&action, outcome).await;
+            this.memory.lock().expect("memory").in_flight.remove(&key);
+            this.wake.notify_one();
+        });
+    }
+
+    async fn record(&self, action: &Action, outcome: Outcome) {
+        let (done, failure) = match outcome {
+            Outcome::Done(done) => (done, None),
+            Outcome::Failed { done, slot, error } => (done, Some((slot, error))),
+        };
+        for step in &done {
+            if let super::executor::Step::Detached { eni_id } = step {
+                self.memory
+                    .lock()
+                    .expect("memory")
+                    .detached_by_us
+                    .insert(eni_id.clone());
+            }
+            if let super::executor::Step::Deleted { eni_id } = step {
+                self.forget_deleted(eni_id);
+            }
+            self.kube.event_for_step(&self.cluster, action, step).await;
+        }
+        match failure {
+            None => {
+                if let Some(slot) = action_slot(action) {
+                    self.memory.lock().expect("memory").failures.remove(slot);
+                }
+            }
+            Some((slot, error)) => {
+                self.kube
+                    .event_for_failure(&self.cluster, action, &error)
+                    .await;
+                if let Some(slot) = slot {
+                    self.remember_failure(slot, action, &error);
+                }
+            }
+        }
+    }
+
+    /// A deleted ENI's slot gets a fresh ClientToken: EC2 would answer the old one with the
+    /// deleted ENI.
+    fn forget_deleted(&self, eni_id: &str) {
+        let owner = self
+            .view
+            .lock()
+            .expect("view")
+            .enis
+            .get(eni_id)
+            .and_then(|eni| Owner::from_tags(&eni.tags));
+        let mut memory = self.memory.lock().expect("memory");
+        memory.detached_by_us.remove(eni_id);
+        memory.orphans_since.remove(eni_id);
+        if let Some(owner) = owner {
+            *memory.incarnations.entry(owner).or_default() += 1;
+        }
+    }
+
+    fn remember_failure(&self, slot: Owner, action: &Action, error: &crate::ec2::Error) {
+        let mut memory = self.memory.lock().expect("memory");
+        let attempts = memory.failures.get(&slot).map_or(0, |(_, n)| *n) + 1;
+        let permanent = super::executor::is_permanent(error);
+        let backoff = Duration::from_millis(500 * 2u64.saturating_pow(attempts.min(10)))
+            .min(Duration::from_mins(5));
+        // The ENI a used ClientToken answers with may be gone: after a few "not found"s on
+        // attach, a fresh token.
+        if error.is_not_found()
+            && matches!(action, Action::Create { .. } | Action::Attach { .. })
+            && attempts >= 3
+        {
+            *memory.incarnations.entry(slot.clone()).or_default() += 1;
+        }
+        if let Action::Attach { attach, .. } | Action::Create { attach, .. } = action {
+            memory.instances.remove(&attach.instance);
+        }
+        let failure = Failure {
+            reason: super::kube_io::failure_reason(action, error).into(),
+            message: error.to_string(),
+            retry_at: (!permanent).then(|| Instant::now() + backoff),
+        };
+        if let Some(at) = failure.retry_at {
+            memory.wake_at = Some(memory.wake_at.map_or(at, |w| w.min(at)));
+        }
+        memory.failures.insert(slot, (failure, attempts));
+    }
+
+    async fn write_status(
+        &self,
+        nodeeni: &NodeENI,
+        item: &Planned,
+        plan: &Plan,
+    ) -> anyhow::Result<()> {
+        let input = status::Input {
+            generation: nodeeni.metadata.generation,
+            desired: &item.desired,
+            reports: &plan.reports,
+            blocker: item.blocker.clone(),
+            current: nodeeni.status.as_ref(),
+            now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ),
+        };
+        let new = status::build(&input);
+        if status::differs(&new, nodeeni.status.as_ref()) {
+            self.kube.apply_status(&item.name, &new).await?;
+            self.metrics.status_writes.inc();
+        }
+        Ok(())
+    }
+
+    /// Removes the finalizer of a deleted NodeENI once EC2, described afresh, shows none of
+    /// its ENIs.
+    async fn release_finalizers(&self, nodeenis: &BTreeMap<String, NodeENI>) -> anyhow::Result<()> {
+        for (name, nodeeni) in nodeenis
+            .iter()
+            .filter(|(_, n)| n.metadata.deletion_timestamp.is_some())
+        {
+            if !self.owned_by(name).is_empty() {
+                continue;
+            }
+            let enis = self
+                .ec2
+                .enis_tagged(crate::ownership::CLUSTER_TAG, &self.settings.cluster)
+                .await?;
+            let left = enis
+                .iter()
+                .any(|eni| eni.tags.get(NODEENI_TAG) == Some(name));
+            self.view
+                .lock()
+                .expect("view")
+                .replace(enis, Instant::now());
+            if !left {
+                self.kube.remove_finalizer(nodeeni).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes the loop again while EC2 finishes what was started.
+    fn schedule(&self) {
+        let busy = self.view.lock().expect("view").in_transition();
+        let memory = self.memory.lock().expect("memory");
+        let waiting_grace = memory
+            .orphans_since
+            .values()
+            .map(|since| *since + self.settings.gc_grace)
+            .min();
+        drop(memory);
+        if busy {
+            self.wake_at(Instant::now() + self.settings.poll);
+        }
+        if let Some(at) = waiting_grace {
+            self.wake_at(at);
+        }
+    }
+}
+
+/// What an action works on: one action at a time per slot, or per ENI for removals.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Slot(Owner),
+    Eni(String),
+}
+
+fn action_slot(action: &Action) -> Option<&Owner> {
+    match action {
+        Action::Create { slot, .. }
+        | Action::Attach { slot, .. }
+        | Action::SetDeleteOnTermination { slot, .. }
+        | Action::SetSourceDestCheck { slot, .. } => Some(slot),
+        Action::Detach { .. } | Action::Delete { .. } => None,
+    }
+}
+
+fn action_key(action: &Action) -> Key {
+    match action {
+        Action::Detach { eni_id, .. } | Action::Delete { eni_id, .. } => Key::Eni(eni_id.clone()),
+        other => Key::Slot(
+            action_slot(other)
+                .expect("slot actions have a slot")
+                .clone(),
+        ),
+    }
+}
