@@ -44,17 +44,18 @@ pub type Hook = Box<dyn Fn(AttachmentEvent) + Send + Sync>;
 /// in order. Must be called inside a tokio runtime.
 pub fn http_hook(url: &str) -> Result<Hook, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let authority = match (uri.scheme_str(), uri.authority()) {
-        (Some("http"), Some(authority)) => authority.to_string(),
-        _ => return Err(format!("{url}: not an http://host:port/path URL")),
-    };
-    let path = uri.path().to_owned();
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err(format!("{url}: not an http://host:port/path URL"));
+    }
     let (sender, mut events) = mpsc::unbounded_channel::<AttachmentEvent>();
     let url = url.to_owned();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if let Err(error) = post_json(&authority, &path, &event).await {
-                eprintln!("ec2sim: attachment hook {url}: {error}");
+            let body = serde_json::to_string(&event).expect("events serialize");
+            match http_request("POST", &url, &body).await {
+                Ok((200..=299, _)) => {}
+                Ok((status, _)) => eprintln!("ec2sim: attachment hook {url}: answered {status}"),
+                Err(error) => eprintln!("ec2sim: attachment hook {url}: {error}"),
             }
         }
     });
@@ -64,11 +65,22 @@ pub fn http_hook(url: &str) -> Result<Hook, String> {
     }))
 }
 
-async fn post_json(authority: &str, path: &str, event: &AttachmentEvent) -> std::io::Result<()> {
-    let body = serde_json::to_string(event)?;
+/// One HTTP/1.1 request on a fresh connection; the answer's status and body. Enough for
+/// hooks and the control endpoint, which speak small JSON documents.
+pub async fn http_request(method: &str, url: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let invalid =
+        |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{url}: {why}"));
+    let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+    let authority = match (uri.scheme_str(), uri.authority()) {
+        (Some("http"), Some(authority)) => authority.as_str(),
+        _ => return Err(invalid("not an http://host:port/path URL")),
+    };
+    let path = uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
     let mut stream = TcpStream::connect(authority).await?;
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
@@ -76,15 +88,10 @@ async fn post_json(authority: &str, path: &str, event: &AttachmentEvent) -> std:
     stream.write_all(body.as_bytes()).await?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await?;
-    let status_line = String::from_utf8_lossy(&answer);
-    let status_line = status_line.lines().next().unwrap_or_default();
-    if status_line
-        .split(' ')
-        .nth(1)
-        .is_some_and(|code| code.starts_with('2'))
-    {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(format!("answered {status_line:?}")))
-    }
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok());
+    let status =
+        status.ok_or_else(|| std::io::Error::other(format!("{url}: not an HTTP answer")))?;
+    Ok((status, body.to_owned()))
 }

@@ -134,6 +134,15 @@ impl Simulator {
             .push(hook);
     }
 
+    /// A call to the control endpoint over HTTP, as an outside process makes it:
+    /// `control("POST", "/_sim/config", r#"{"error_rate": 1}"#)`. Returns status and body.
+    pub async fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let url = format!("{}{path}", self.endpoint_url());
+        hooks::http_request(method, &url, body)
+            .await
+            .expect("the simulator answers")
+    }
+
     // Setup shortcuts for tests and the sandbox: the same state changes as the EC2 actions,
     // without throttling, faults or counting. They panic on invalid input.
 

@@ -116,6 +116,11 @@ pub struct Attachment {
 }
 
 impl Attachment {
+    /// (network card, device index): where the interface sits on the instance.
+    pub fn slot(&self) -> (i64, i64) {
+        (self.card_index, self.device_index)
+    }
+
     pub fn is_primary(&self) -> bool {
         self.device_index == 0 && self.card_index == 0
     }

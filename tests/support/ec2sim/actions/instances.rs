@@ -85,8 +85,11 @@ impl World {
     /// Deletes the attached ENIs whose attachment says DeleteOnTermination and detaches the
     /// others, which become `available`.
     fn terminate(&mut self, instance_id: &str, events: &mut Vec<AttachmentEvent>) {
-        let attached: Vec<String> = self.enis_of(instance_id).map(|e| e.id.clone()).collect();
-        for eni_id in attached {
+        let mut attached: Vec<_> = (self.enis_of(instance_id))
+            .filter_map(|e| Some((e.attachment.as_ref()?.slot(), e.id.clone())))
+            .collect();
+        attached.sort();
+        for (_, eni_id) in attached {
             let eni = self.enis.get_mut(&eni_id).expect("listed");
             let attachment = eni.attachment.take().expect("attached");
             // Hooks heard of every attachment but the primary once it was attached.
