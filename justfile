@@ -35,3 +35,18 @@ crd:
 # The Python tools the tests use (moto's EC2 server), in a virtualenv under the cache
 venv:
     test -x "{{cache}}/venv/bin/moto_server" || (python3 -m venv "{{cache}}/venv" && "{{cache}}/venv/bin/pip" install --quiet -r tests/tools/requirements.txt)
+
+# The EC2 simulator on its own, serving on ADDR until Ctrl-C (control endpoint under /_sim/)
+ec2-sim ADDR="127.0.0.1:4566":
+    cargo build --example ec2-sim
+    "$CARGO_TARGET_DIR/debug/examples/ec2-sim" {{ADDR}}
+
+# Checks that an unmodified boto3 client works against the EC2 simulator
+ec2-sim-check:
+    python3 -m pip install --quiet --disable-pip-version-check boto3
+    cargo build --example ec2-sim
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"; \
+    "$CARGO_TARGET_DIR/debug/examples/ec2-sim" "127.0.0.1:$port" & sim=$!; \
+    trap 'kill $sim' EXIT; \
+    for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done; \
+    python3 tests/tools/ec2_sim_boto3_check.py "http://127.0.0.1:$port"

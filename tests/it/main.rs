@@ -6,3 +6,4 @@ mod support;
 
 mod crd;
 mod ec2;
+mod ec2sim;

@@ -1,7 +1,8 @@
 //! What the integration tests and the local sandbox stand on: real components, started here.
-// Each test binary and the sandbox use a different part of this module.
-#![allow(dead_code)]
+// Each test binary and the sandbox use a different part of this module (and of its re-exports).
+#![allow(dead_code, unused_imports)]
 
 pub mod control_plane;
+pub mod ec2sim;
 pub mod moto;
 pub mod process;
