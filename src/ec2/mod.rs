@@ -21,7 +21,7 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 pub use error::{Error, ErrorKind, classify};
 pub use limiter::{Bucket, Limiter};
-pub use metrics::Ec2Metrics;
+pub use metrics::{AttemptLabels, CallLabels, Ec2Metrics};
 
 /// How to reach EC2.
 #[derive(Clone, Debug, Default)]
@@ -101,7 +101,7 @@ impl Ec2 {
         };
         self.metrics
             .calls
-            .get_or_create(&metrics::CallLabels { action, outcome })
+            .get_or_create(&CallLabels { action, outcome })
             .inc();
         if let Err(error) = &result {
             tracing::debug!(%error, "EC2 call failed");
@@ -148,7 +148,7 @@ impl Intercept for AttemptCounter {
         };
         self.metrics
             .attempts
-            .get_or_create(&metrics::AttemptLabels {
+            .get_or_create(&AttemptLabels {
                 action: self.action,
                 result,
             })

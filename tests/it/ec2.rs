@@ -1,5 +1,6 @@
-//! The EC2 boundary (`multi_eni::ec2`) over HTTP, against moto, an independent EC2
-//! implementation. Each test builds its own VPC, so tests share one server.
+//! The EC2 boundary (`multi_eni::ec2`) over HTTP, against the project's EC2 simulator (every
+//! behaviour) and against moto, an independent EC2 implementation (what moto models). Each
+//! test builds its own VPC, so tests share one moto server.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +10,15 @@ use multi_eni::ec2::types::{AttachmentStatus, EniStatus, NewEni};
 use multi_eni::ec2::{Ec2, ErrorKind};
 use multi_eni::ownership::{CLUSTER_TAG, NO_MANAGE_TAG, Owner};
 
+use crate::support::ec2sim::{SimConfig, Simulator};
 use crate::support::moto;
 
 /// An EC2 endpoint, through the raw SDK (to set up a world) and through `Ec2` (under test).
 pub struct Backend {
     pub sdk: aws_sdk_ec2::Client,
     pub ec2: Ec2,
+    /// The simulator behind the endpoint, when it is one.
+    pub sim: Option<Simulator>,
 }
 
 impl Backend {
@@ -30,11 +34,25 @@ impl Backend {
         Backend {
             ec2: Ec2::new(sdk.clone(), None),
             sdk,
+            sim: None,
         }
     }
 
     pub fn moto() -> Backend {
         Backend::at(&moto::shared().endpoint_url)
+    }
+
+    pub async fn simulator(config: SimConfig) -> Backend {
+        let sim = Simulator::start(config).await;
+        let backend = Backend::at(&sim.endpoint_url());
+        Backend {
+            sim: Some(sim),
+            ..backend
+        }
+    }
+
+    fn sim(&self) -> &Simulator {
+        self.sim.as_ref().expect("a simulator backend")
     }
 
     /// A VPC with a subnet in each of two zones, a security group and an m5.large per zone.
@@ -142,18 +160,32 @@ impl World {
     }
 }
 
-macro_rules! on_moto {
-    ($($test:ident),* $(,)?) => {
+/// `both: tests` run on the simulator and on moto; `simulator: tests` only on the simulator,
+/// because moto does not model the behaviour (see the comment at each).
+macro_rules! backends {
+    (both: $($test:ident),* $(,)?) => {
         $(mod $test {
+            #[tokio::test]
+            async fn simulator() {
+                super::$test(super::Backend::simulator(super::SimConfig::default()).await).await;
+            }
             #[tokio::test]
             async fn moto() {
                 super::$test(super::Backend::moto()).await;
             }
         })*
     };
+    (simulator: $($test:ident),* $(,)?) => {
+        $(mod $test {
+            #[tokio::test]
+            async fn simulator() {
+                super::$test(super::Backend::simulator(super::SimConfig::default()).await).await;
+            }
+        })*
+    };
 }
 
-on_moto!(
+backends!(both:
     create_tags_the_eni_at_creation,
     attach_detach_and_delete,
     owned_enis_are_found_by_tag,
@@ -382,5 +414,241 @@ pub async fn not_found_is_classified(backend: Backend) {
             .metrics()
             .calls_of("AttachNetworkInterface", "not_found"),
         1
+    );
+}
+
+// moto ignores ClientToken, accepts an occupied device index, a delete of an attached ENI,
+// attachments past the instance type's limit and across zones, ignores DeleteOnTermination
+// in ModifyNetworkInterfaceAttribute, and neither throttles nor fails on purpose.
+backends!(simulator:
+    client_token_returns_the_first_eni,
+    occupied_device_index_is_a_conflict,
+    deleting_an_attached_eni_is_a_conflict,
+    attaching_past_the_limit_is_limit_exceeded,
+    attaching_across_zones_is_invalid_input,
+    delete_on_termination_is_set_on_the_attachment,
+    owned_enis_are_listed_across_pages,
+    throttling_is_retried_and_counted,
+    server_errors_are_retried_then_transient,
+);
+
+pub async fn client_token_returns_the_first_eni(backend: Backend) {
+    let world = backend.world().await;
+    let new = world.new_eni(0);
+    let first = backend.ec2.create_eni(&new).await.unwrap();
+    assert_eq!(backend.ec2.create_eni(&new).await.unwrap().id, first.id);
+    let mut changed = new.clone();
+    changed.description = "something else".into();
+    let error = backend.ec2.create_eni(&changed).await.unwrap_err();
+    assert_eq!(
+        (error.kind, error.code.as_str()),
+        (ErrorKind::Conflict, "IdempotentParameterMismatch")
+    );
+    assert_eq!(
+        backend
+            .ec2
+            .enis_tagged(CLUSTER_TAG, &world.cluster)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub async fn occupied_device_index_is_a_conflict(backend: Backend) {
+    let world = backend.world().await;
+    let eni = backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    let error = backend
+        .ec2
+        .attach(&eni.id, &world.instances[0], 0, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Conflict, "{error}");
+    assert!(error.message.contains("device index"), "{error}");
+}
+
+pub async fn deleting_an_attached_eni_is_a_conflict(backend: Backend) {
+    let world = backend.world().await;
+    let eni = backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    backend
+        .ec2
+        .attach(&eni.id, &world.instances[0], 1, 0)
+        .await
+        .unwrap();
+    let error = backend.ec2.delete_eni(&eni.id).await.unwrap_err();
+    assert_eq!(
+        (error.kind, error.code.as_str()),
+        (ErrorKind::Conflict, "InvalidNetworkInterface.InUse")
+    );
+}
+
+pub async fn attaching_past_the_limit_is_limit_exceeded(backend: Backend) {
+    let world = backend.world().await;
+    // An m5.large takes 3 interfaces: the primary and two more.
+    for index in 1..=2 {
+        let mut new = world.new_eni(0);
+        new.client_token = format!("limit-{index}");
+        let eni = backend.ec2.create_eni(&new).await.unwrap();
+        backend
+            .ec2
+            .attach(&eni.id, &world.instances[0], index, 0)
+            .await
+            .unwrap();
+    }
+    let mut new = world.new_eni(0);
+    new.client_token = "limit-3".into();
+    let eni = backend.ec2.create_eni(&new).await.unwrap();
+    let error = backend
+        .ec2
+        .attach(&eni.id, &world.instances[0], 3, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind, error.code.as_str()),
+        (ErrorKind::LimitExceeded, "AttachmentLimitExceeded")
+    );
+}
+
+pub async fn attaching_across_zones_is_invalid_input(backend: Backend) {
+    let world = backend.world().await;
+    let eni = backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    let error = backend
+        .ec2
+        .attach(&eni.id, &world.instances[1], 1, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::InvalidInput, "{error}");
+}
+
+pub async fn delete_on_termination_is_set_on_the_attachment(backend: Backend) {
+    let world = backend.world().await;
+    let eni = backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    let attachment = backend
+        .ec2
+        .attach(&eni.id, &world.instances[0], 1, 0)
+        .await
+        .unwrap();
+    for value in [true, false] {
+        backend
+            .ec2
+            .set_delete_on_termination(&eni.id, &attachment, value)
+            .await
+            .unwrap();
+        let listed = backend
+            .ec2
+            .enis_tagged(CLUSTER_TAG, &world.cluster)
+            .await
+            .unwrap();
+        assert_eq!(
+            listed[0].attachment.as_ref().unwrap().delete_on_termination,
+            value
+        );
+    }
+}
+
+pub async fn owned_enis_are_listed_across_pages(backend: Backend) {
+    let mut config = SimConfig::default();
+    config.throttle.enabled = false;
+    backend.sim().set_config(config);
+    let world = backend.world().await;
+    // A /24 holds 251 ENIs; a /20 holds them all.
+    let big = backend
+        .sim()
+        .create_subnet(&world.vpc, "us-east-1a", "10.0.16.0/20", "big");
+    for i in 0..1005 {
+        let mut new = world.new_eni(0);
+        new.subnet_id.clone_from(&big);
+        new.client_token = format!("page-{i}");
+        backend.ec2.create_eni(&new).await.unwrap();
+    }
+    let owned = backend
+        .ec2
+        .enis_tagged(CLUSTER_TAG, &world.cluster)
+        .await
+        .unwrap();
+    assert_eq!(owned.len(), 1005);
+    assert_eq!(
+        backend
+            .ec2
+            .metrics()
+            .calls_of("DescribeNetworkInterfaces", "ok"),
+        2
+    );
+}
+
+pub async fn throttling_is_retried_and_counted(backend: Backend) {
+    let mut config = SimConfig::default();
+    config.throttle.interface_mutating = crate::support::ec2sim::Bucket::new(1.0, 20.0);
+    backend.sim().set_config(config);
+    let world = backend.world().await;
+    for i in 0..3 {
+        let mut new = world.new_eni(0);
+        new.client_token = format!("throttle-{i}");
+        backend.ec2.create_eni(&new).await.unwrap();
+    }
+    let throttled = backend
+        .sim()
+        .stats()
+        .action("CreateNetworkInterface")
+        .throttled;
+    assert!(throttled > 0, "the bucket of 1 must have throttled");
+    let attempts = backend
+        .ec2
+        .metrics()
+        .attempts
+        .get_or_create(&attempt("CreateNetworkInterface", "throttled"))
+        .get();
+    assert_eq!(attempts, throttled);
+    // Without retries, the caller sees the kind.
+    let no_retries = Ec2::new(backend.sim().client(), None);
+    let errors = futures::future::join_all((0..5).map(|i| {
+        let mut new = world.new_eni(0);
+        new.client_token = format!("throttle-burst-{i}");
+        let ec2 = no_retries.clone();
+        async move { ec2.create_eni(&new).await }
+    }))
+    .await;
+    assert!(
+        errors
+            .iter()
+            .any(|r| r.as_ref().is_err_and(|e| e.kind == ErrorKind::Throttled))
+    );
+}
+
+fn attempt(action: &'static str, result: &'static str) -> multi_eni::ec2::AttemptLabels {
+    multi_eni::ec2::AttemptLabels { action, result }
+}
+
+pub async fn server_errors_are_retried_then_transient(backend: Backend) {
+    use crate::support::ec2sim::NextFault;
+    let world = backend.world().await;
+    backend.sim().inject_fault(NextFault::new(
+        "CreateNetworkInterface",
+        1,
+        "InternalError",
+        "try again",
+    ));
+    backend.ec2.create_eni(&world.new_eni(0)).await.unwrap();
+    let failed = backend
+        .ec2
+        .metrics()
+        .attempts
+        .get_or_create(&attempt("CreateNetworkInterface", "server_error"))
+        .get();
+    assert_eq!(failed, 1);
+    backend.sim().inject_fault(NextFault::new(
+        "DescribeNetworkInterfaces",
+        10,
+        "InternalError",
+        "down",
+    ));
+    let error = backend
+        .ec2
+        .enis_tagged(CLUSTER_TAG, &world.cluster)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.kind, error.code.as_str()),
+        (ErrorKind::Transient, "InternalError")
     );
 }
