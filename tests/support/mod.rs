@@ -6,3 +6,4 @@ pub mod control_plane;
 pub mod ec2sim;
 pub mod moto;
 pub mod process;
+pub mod sim_cluster;

@@ -18,13 +18,13 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 /// A child process whose output goes to `<dir>/<name>.log` and which dies with the test
 /// process (PR_SET_PDEATHSIG) or when dropped.
 pub struct Process {
-    name: &'static str,
+    name: String,
     child: std::sync::Mutex<Child>,
     log: PathBuf,
 }
 
 impl Process {
-    pub fn spawn(name: &'static str, command: &mut Command, dir: &Path) -> Process {
+    pub fn spawn(name: &str, command: &mut Command, dir: &Path) -> Process {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("create log");
         command.stdout(file.try_clone().expect("log")).stderr(file);
@@ -55,7 +55,7 @@ impl Process {
             .expect("spawned")
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         Process {
-            name,
+            name: name.to_owned(),
             child: std::sync::Mutex::new(child),
             log,
         }

@@ -1,0 +1,445 @@
+//! The controller end to end: a real API server, the EC2 simulator over HTTP, and the
+//! `multi-eni controller` binary. Every outcome is checked in EC2 (by tags) and in status.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams};
+use multi_eni::api::{AttachmentState, NodeENI};
+use multi_eni::ec2::types::AttachmentStatus;
+use multi_eni::ownership::{NODE_TAG, NODEENI_TAG, Owner};
+use serde_json::json;
+
+use crate::support::ec2sim::SimConfig;
+use crate::support::sim_cluster::{SimCluster, ZONES};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fast() -> SimConfig {
+    SimConfig {
+        attach_latency_ms: 100,
+        detach_latency_ms: 100,
+        ..SimConfig::default()
+    }
+}
+
+fn ready(nodeeni: &NodeENI) -> bool {
+    nodeeni.status.as_ref().is_some_and(|status| {
+        status.observed_generation == nodeeni.metadata.generation
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+fn ready_reason(nodeeni: &NodeENI) -> Option<String> {
+    let status = nodeeni.status.as_ref()?;
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.reason.clone())
+}
+
+async fn event_reasons(cluster: &SimCluster, nodeeni: &str) -> Vec<String> {
+    let events: Api<Event> = Api::all(cluster.client.clone());
+    let selector = format!("involvedObject.name={nodeeni}");
+    let list = events
+        .list(&ListParams::default().fields(&selector))
+        .await
+        .unwrap();
+    list.items
+        .into_iter()
+        .filter_map(|event| event.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn nodes_come_and_go() {
+    let mut cluster = SimCluster::start(fast()).await;
+    let i1 = cluster
+        .add_node("n1", ZONES[0], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    let i2 = cluster
+        .add_node("n2", ZONES[1], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    cluster
+        .add_node("other", ZONES[0], "m5.large", &[("ng", "other")])
+        .await;
+    cluster.start_controller(&[]);
+    let subnet_ids: Vec<&String> = cluster.subnets.values().collect();
+    cluster
+        .apply_nodeeni(
+            "multus",
+            json!({
+                "nodeSelector": {"ng": "multi-eni"},
+                "subnetIDs": subnet_ids,
+                "securityGroupIDs": [cluster.security_group],
+                "deviceIndex": 2,
+            }),
+        )
+        .await;
+
+    check_first_attachments(&cluster, &[("n1", &i1, ZONES[0]), ("n2", &i2, ZONES[1])]).await;
+
+    // A new matching node gets one.
+    cluster
+        .add_node("n3", ZONES[0], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    cluster
+        .wait_nodeeni("multus", "n3 attached", WAIT, |n| {
+            ready(n) && n.status.as_ref().unwrap().attached_nodes == 3
+        })
+        .await;
+
+    // A node relabelled away loses its ENI: detached, then deleted.
+    cluster.label_node("n1", "ng", None).await;
+    cluster
+        .wait_enis("n1's ENI deleted", WAIT, |enis| {
+            enis.len() == 2 && enis.iter().all(|e| e.tags[NODE_TAG] != "n1")
+        })
+        .await;
+    assert!(
+        event_reasons(&cluster, "multus")
+            .await
+            .contains(&"Deleted".into())
+    );
+
+    // A deleted node loses its ENI.
+    cluster.delete_node("n2").await;
+    cluster
+        .wait_enis("n2's ENI deleted", WAIT, |enis| enis.len() == 1)
+        .await;
+    let nodeeni = cluster
+        .wait_nodeeni("multus", "1 node", WAIT, |n| {
+            ready(n) && n.status.as_ref().unwrap().desired_nodes == 1
+        })
+        .await;
+    assert_eq!(nodeeni.status.unwrap().attachments.len(), 1);
+
+    // Deleting the NodeENI removes its ENIs, then its finalizer.
+    cluster
+        .nodeenis()
+        .delete("multus", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster
+        .wait_enis("every ENI deleted", WAIT, <[_]>::is_empty)
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while cluster
+        .nodeenis()
+        .get_opt("multus")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the finalizer stayed\n{}",
+            cluster.controller_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.kill_controller();
+}
+
+#[tokio::test]
+async fn names_keep_on_termination_and_a_foreign_eni() {
+    let mut cluster = SimCluster::start(fast()).await;
+    let instance = cluster
+        .add_node("n1", ZONES[0], "m5.xlarge", &[("ng", "multi-eni")])
+        .await;
+    // Someone else's ENI holds device index 1.
+    let sdk = cluster.sim.client();
+    let foreign = cluster.attach_foreign_eni(&instance, ZONES[0], 1).await;
+    cluster.start_controller(&[]);
+    cluster
+        .apply_nodeeni(
+            "by-name",
+            json!({
+                "nodeSelector": {"ng": "multi-eni"},
+                "subnetNames": [format!("multus-{}", ZONES[0]), format!("multus-{}", ZONES[1])],
+                "securityGroupNames": ["multus"],
+                "deleteOnTermination": false,
+            }),
+        )
+        .await;
+    let nodeeni = cluster.wait_nodeeni("by-name", "Ready", WAIT, ready).await;
+    let entry = &nodeeni.status.unwrap().attachments[0];
+    assert_eq!(
+        entry.device_index,
+        Some(2),
+        "index 1 is taken: the next free one"
+    );
+    let enis = cluster.owned_enis().await;
+    let [eni] = enis.as_slice() else {
+        panic!("{enis:?}")
+    };
+    assert_eq!(eni.security_group_ids, vec![cluster.security_group.clone()]);
+    assert!(!eni.attachment.as_ref().unwrap().delete_on_termination);
+
+    // Terminated, the instance leaves the ENI available (no DeleteOnTermination): deleted.
+    sdk.terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    cluster
+        .wait_enis("the ENI deleted", WAIT, <[_]>::is_empty)
+        .await;
+    // The foreign ENI is untouched: still there, detached by the termination only.
+    let foreign_now = sdk
+        .describe_network_interfaces()
+        .network_interface_ids(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign_now.network_interfaces().len(), 1);
+    cluster.kill_controller();
+}
+
+#[tokio::test]
+async fn limits_and_missing_subnets_are_reported_without_retrying() {
+    let mut cluster = SimCluster::start(fast()).await;
+    // A t3.micro takes 2 interfaces: the primary and one more, taken by a foreign ENI.
+    let instance = cluster
+        .add_node("small", ZONES[0], "t3.micro", &[("ng", "small")])
+        .await;
+    cluster.attach_foreign_eni(&instance, ZONES[0], 1).await;
+    cluster.start_controller(&[]);
+    cluster
+        .apply_nodeeni(
+            "full",
+            json!({
+                "nodeSelector": {"ng": "small"},
+                "subnetID": cluster.subnets[ZONES[0]],
+                "securityGroupIDs": [cluster.security_group],
+            }),
+        )
+        .await;
+    cluster
+        .apply_nodeeni(
+            "missing",
+            json!({
+                "nodeSelector": {"ng": "small"},
+                "subnetID": "subnet-0123456789abcdef0",
+                "securityGroupIDs": [cluster.security_group],
+            }),
+        )
+        .await;
+    let full = cluster
+        .wait_nodeeni("full", "InterfaceLimitReached", WAIT, |n| {
+            ready_reason(n).as_deref() == Some("InterfaceLimitReached")
+        })
+        .await;
+    let entry = &full.status.unwrap().attachments[0];
+    assert_eq!(entry.state, Some(AttachmentState::Failed));
+    assert!(
+        entry.message.as_deref().unwrap().contains("t3.micro")
+            || entry.message.as_deref().unwrap().contains("2 interfaces")
+    );
+    cluster
+        .wait_nodeeni("missing", "SubnetNotFound", WAIT, |n| {
+            ready_reason(n).as_deref() == Some("SubnetNotFound")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = cluster.sim.stats();
+    assert_eq!(
+        stats.action("CreateNetworkInterface").calls,
+        1,
+        "only the test's own create: none for a full instance"
+    );
+    assert_eq!(
+        stats.action("AttachNetworkInterface").calls,
+        1,
+        "only the test's own attach"
+    );
+    assert!(cluster.owned_enis().await.is_empty());
+    cluster.kill_controller();
+}
+
+/// One ENI per node, in the subnet of the node's zone, attached at index 2 with
+/// DeleteOnTermination, reported in status and by events.
+async fn check_first_attachments(cluster: &SimCluster, nodes: &[(&str, &String, &str)]) {
+    let nodeeni = cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    let status = nodeeni.status.unwrap();
+    assert_eq!((status.desired_nodes, status.attached_nodes), (2, 2));
+    let enis = cluster.owned_enis().await;
+    assert_eq!(enis.len(), 2);
+    for &(node, instance, zone) in nodes {
+        let eni = enis.iter().find(|e| e.tags[NODE_TAG] == node).unwrap();
+        assert_eq!(eni.subnet_id, cluster.subnets[zone]);
+        let attachment = eni.attachment.as_ref().unwrap();
+        assert_eq!(
+            (attachment.instance_id.as_str(), attachment.device_index),
+            (instance.as_str(), 2)
+        );
+        assert!(attachment.delete_on_termination);
+        let entry = status
+            .attachments
+            .iter()
+            .find(|a| a.node_name == node)
+            .unwrap();
+        assert_eq!(entry.eni_id.as_deref(), Some(eni.id.as_str()));
+        assert_eq!(entry.mac_address.as_deref(), Some(eni.mac_address.as_str()));
+        assert_eq!(entry.attachment_id.as_deref(), Some(attachment.id.as_str()));
+        assert_eq!(entry.state, Some(AttachmentState::Attached));
+        assert_eq!(
+            entry.subnet_cidr.as_deref().map(|c| c.ends_with("/20")),
+            Some(true)
+        );
+    }
+    let reasons = event_reasons(cluster, "multus").await;
+    assert!(
+        reasons.contains(&"Created".into()) && reasons.contains(&"Attached".into()),
+        "{reasons:?}"
+    );
+}
+
+/// Every ENI of the cluster is attached, once, where its tags say.
+pub fn assert_one_attached_eni_per_slot(enis: &[multi_eni::ec2::types::Eni], slots: usize) {
+    let mut owners: Vec<Owner> = enis
+        .iter()
+        .filter_map(|e| Owner::from_tags(&e.tags))
+        .collect();
+    owners.sort();
+    owners.dedup();
+    assert_eq!(owners.len(), enis.len(), "a duplicate ENI: {enis:#?}");
+    assert_eq!(enis.len(), slots, "{enis:#?}");
+    for eni in enis {
+        let attachment = eni.attachment.as_ref().expect("attached");
+        assert_eq!(attachment.status, AttachmentStatus::Attached);
+        assert_eq!(
+            attachment.instance_id,
+            eni.tags[multi_eni::ownership::INSTANCE_TAG]
+        );
+        assert!(!eni.tags[NODEENI_TAG].is_empty());
+    }
+}
+
+/// Six nodes with two subnets each, and a foreign ENI on every instance at device index 1.
+async fn crowded_cluster(config: SimConfig) -> (SimCluster, Vec<String>) {
+    let cluster = SimCluster::start(config).await;
+    let mut foreign = Vec::new();
+    for i in 0..6 {
+        let instance = cluster
+            .add_node(
+                &format!("n{i}"),
+                ZONES[0],
+                "m5.xlarge",
+                &[("ng", "multi-eni")],
+            )
+            .await;
+        let eni = cluster.attach_foreign_eni(&instance, ZONES[0], 1).await;
+        foreign.push(eni);
+    }
+    cluster
+        .apply_nodeeni(
+            "crowded",
+            json!({
+                "nodeSelector": {"ng": "multi-eni"},
+                "subnetIDs": [cluster.subnets[ZONES[0]], cluster.extra_subnet],
+                "securityGroupIDs": [cluster.security_group],
+            }),
+        )
+        .await;
+    (cluster, foreign)
+}
+
+/// The end state after any history: ready, one ENI per slot, foreign ENIs where they were.
+async fn assert_converged(cluster: &SimCluster, foreign: &[String]) {
+    cluster
+        .wait_nodeeni("crowded", "Ready", Duration::from_mins(1), ready)
+        .await;
+    // Past the grace period, leftovers would have been collected too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let enis = cluster.owned_enis().await;
+    assert_one_attached_eni_per_slot(&enis, 12);
+    let sdk = cluster.sim.client();
+    let described = sdk
+        .describe_network_interfaces()
+        .set_network_interface_ids(Some(foreign.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    for eni in described.network_interfaces() {
+        let attachment = eni.attachment().expect("foreign ENIs stay attached");
+        assert_eq!(attachment.device_index(), Some(1));
+    }
+    assert_eq!(described.network_interfaces().len(), foreign.len());
+}
+
+#[tokio::test]
+async fn a_controller_killed_at_any_point_neither_leaks_nor_duplicates() {
+    use crate::support::ec2sim::{AttachmentEventKind, NextFault};
+    let config = SimConfig {
+        attach_latency_ms: 300,
+        added_latency_ms: 10,
+        ..SimConfig::default()
+    };
+    let (mut cluster, foreign) = crowded_cluster(config).await;
+
+    // Between create and attach: attaches fail until the ENIs exist, then the kill.
+    cluster.sim.inject_fault(NextFault::new(
+        "AttachNetworkInterface",
+        40,
+        "Unavailable",
+        "injected",
+    ));
+    cluster.start_controller(&[]);
+    cluster
+        .wait_enis("every ENI created", WAIT, |enis| enis.len() == 12)
+        .await;
+    cluster.kill_controller();
+
+    // Between attach and the status write: killed the moment EC2 reports an attachment.
+    let (attached, mut first_attached) = tokio::sync::mpsc::unbounded_channel();
+    cluster.sim.on_attachment(Box::new(move |event| {
+        if event.kind == AttachmentEventKind::Attached {
+            let _ = attached.send(());
+        }
+    }));
+    cluster.start_controller(&[]);
+    first_attached.recv().await;
+    cluster.kill_controller();
+
+    // And at assorted moments of convergence.
+    for delay_ms in [50, 150, 300, 500, 800] {
+        cluster.start_controller(&[]);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        cluster.kill_controller();
+    }
+    cluster.start_controller(&[]);
+    assert_converged(&cluster, &foreign).await;
+    cluster.kill_controller();
+}
+
+#[tokio::test]
+async fn throttling_server_errors_and_eventual_consistency_are_ridden_out() {
+    use crate::support::ec2sim::Bucket;
+    let mut config = SimConfig {
+        attach_latency_ms: 100,
+        detach_latency_ms: 100,
+        consistency_window_ms: 400,
+        error_rate: 0.1,
+        ..SimConfig::default()
+    };
+    config.throttle.interface_mutating = Bucket::new(4.0, 10.0);
+    config.throttle.mutating = Bucket::new(4.0, 10.0);
+    config.throttle.describe = Bucket::new(4.0, 10.0);
+    let (mut cluster, foreign) = crowded_cluster(fast()).await;
+    cluster.sim.set_config(config);
+    cluster.start_controller(&["--ec2-budget", "1"]);
+    assert_converged(&cluster, &foreign).await;
+    let stats = cluster.sim.stats();
+    let throttled: u64 = stats.actions.values().map(|a| a.throttled).sum();
+    let errors: u64 = stats.actions.values().map(|a| a.errors).sum();
+    assert!(
+        throttled > 0 && errors > 0,
+        "the faults happened: {stats:?}"
+    );
+    cluster.kill_controller();
+}

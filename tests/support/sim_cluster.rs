@@ -1,0 +1,289 @@
+//! A simulated cluster: a real control plane of its own, the EC2 simulator with a VPC, a
+//! subnet per zone and a security group, Nodes backed by simulated instances, and the real
+//! `multi-eni controller` binary as a child process (so that tests can kill it).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use multi_eni::api::NodeENI;
+use multi_eni::ec2::Ec2;
+use multi_eni::ec2::types::Eni;
+use multi_eni::ownership::CLUSTER_TAG;
+use serde_json::json;
+
+use super::control_plane::ControlPlane;
+use super::ec2sim::{SimConfig, Simulator};
+use super::process::{Process, free_port};
+
+pub const ZONES: [&str; 2] = ["us-east-1a", "us-east-1b"];
+
+pub struct SimCluster {
+    pub sim: Simulator,
+    pub client: kube::Client,
+    pub ec2: Ec2,
+    pub vpc: String,
+    /// One subnet per zone, named `multus-<zone>`; a second one in the first zone.
+    pub subnets: BTreeMap<&'static str, String>,
+    pub extra_subnet: String,
+    pub security_group: String,
+    pub cluster_name: String,
+    controller: Option<Process>,
+    controller_runs: usize,
+    pub plane: ControlPlane,
+}
+
+impl SimCluster {
+    pub async fn start(config: SimConfig) -> SimCluster {
+        let plane = ControlPlane::start().await;
+        plane.install_crd().await;
+        let client = plane.client().await;
+        let sim = Simulator::start(config).await;
+        let ec2 = Ec2::new(sim.client(), None);
+        let vpc = sim.create_vpc("10.0.0.0/16");
+        let subnets = ZONES
+            .iter()
+            .enumerate()
+            .map(|(i, zone)| {
+                (
+                    *zone,
+                    sim.create_subnet(
+                        &vpc,
+                        zone,
+                        &format!("10.0.{}.0/20", i * 16),
+                        &format!("multus-{zone}"),
+                    ),
+                )
+            })
+            .collect();
+        let extra_subnet = sim.create_subnet(&vpc, ZONES[0], "10.0.64.0/20", "storage");
+        let security_group = sim.create_security_group(&vpc, "multus");
+        SimCluster {
+            sim,
+            client,
+            ec2,
+            vpc,
+            subnets,
+            extra_subnet,
+            security_group,
+            cluster_name: "test-cluster".into(),
+            controller: None,
+            controller_runs: 0,
+            plane,
+        }
+    }
+
+    /// A running instance in `zone` and its Node, labelled `labels` (plus zone and type).
+    pub async fn add_node(
+        &self,
+        name: &str,
+        zone: &str,
+        instance_type: &str,
+        labels: &[(&str, &str)],
+    ) -> String {
+        let instance = self
+            .sim
+            .run_instances(&self.subnets[zone], instance_type, 1)
+            .remove(0);
+        let mut all: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        all.insert("topology.kubernetes.io/zone".into(), zone.into());
+        all.insert(
+            "node.kubernetes.io/instance-type".into(),
+            instance_type.into(),
+        );
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": all},
+            "spec": {"providerID": format!("aws:///{zone}/{instance}")},
+        }))
+        .expect("a Node");
+        Api::<Node>::all(self.client.clone())
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create the Node");
+        instance
+    }
+
+    /// Someone else's ENI (no tags of ours), attached to `instance` at `device_index`.
+    pub async fn attach_foreign_eni(
+        &self,
+        instance: &str,
+        zone: &str,
+        device_index: i32,
+    ) -> String {
+        let sdk = self.sim.client();
+        let created = sdk
+            .create_network_interface()
+            .subnet_id(&self.subnets[zone])
+            .send()
+            .await
+            .expect("create");
+        let eni = created
+            .network_interface()
+            .and_then(|e| e.network_interface_id())
+            .expect("an ENI ID")
+            .to_owned();
+        let attach = sdk
+            .attach_network_interface()
+            .network_interface_id(&eni)
+            .instance_id(instance);
+        attach
+            .device_index(device_index)
+            .send()
+            .await
+            .expect("attach the foreign ENI");
+        eni
+    }
+
+    pub async fn label_node(&self, name: &str, key: &str, value: Option<&str>) {
+        let patch = json!({"metadata": {"labels": {key: value}}});
+        let nodes = Api::<Node>::all(self.client.clone());
+        nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .expect("label the Node");
+    }
+
+    pub async fn delete_node(&self, name: &str) {
+        Api::<Node>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete the Node");
+    }
+
+    pub async fn apply_nodeeni(&self, name: &str, spec: serde_json::Value) {
+        let object = json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI", "metadata": {"name": name}, "spec": spec});
+        let params = PatchParams::apply("test").force();
+        self.nodeenis()
+            .patch(name, &params, &Patch::Apply(object))
+            .await
+            .expect("apply the NodeENI");
+    }
+
+    pub fn nodeenis(&self) -> Api<NodeENI> {
+        Api::all(self.client.clone())
+    }
+
+    /// Starts `multi-eni controller` against this cluster, with short test timings.
+    pub fn start_controller(&mut self, extra_args: &[&str]) {
+        assert!(self.controller.is_none(), "the controller runs already");
+        self.controller_runs += 1;
+        let mut command = Command::new(multi_eni_binary());
+        command
+            .args([
+                "controller",
+                "--cluster-name",
+                &self.cluster_name,
+                "--leader-elect=false",
+            ])
+            .args([
+                "--transition-poll",
+                "200ms",
+                "--gc-grace-period",
+                "2s",
+                "--resync-period",
+                "30s",
+            ])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(extra_args)
+            .env("KUBECONFIG", &self.plane.kubeconfig)
+            .env("AWS_ENDPOINT_URL_EC2", self.sim.endpoint_url())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RUST_LOG", "multi_eni=debug,info");
+        let name = format!("controller-{}", self.controller_runs);
+        self.controller = Some(Process::spawn(&name, &mut command, self.plane.dir()));
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill_controller(&mut self) {
+        drop(self.controller.take());
+    }
+
+    /// The ENIs that carry this cluster's tag, as EC2 has them.
+    pub async fn owned_enis(&self) -> Vec<Eni> {
+        self.ec2
+            .enis_tagged(CLUSTER_TAG, &self.cluster_name)
+            .await
+            .expect("describe owned ENIs")
+    }
+
+    /// Waits up to `timeout` for `check` on the NodeENI; panics with `what` and the controller's log.
+    pub async fn wait_nodeeni(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&NodeENI) -> bool,
+    ) -> NodeENI {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(nodeeni) = self.nodeenis().get(name).await
+                && check(&nodeeni)
+            {
+                return nodeeni;
+            }
+            if Instant::now() > deadline {
+                let status = self.nodeenis().get(name).await.ok().and_then(|n| n.status);
+                panic!(
+                    "timed out waiting for {what}; status: {status:#?}\n{}",
+                    self.controller_log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until EC2's owned ENIs satisfy `check`.
+    pub async fn wait_enis(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&[Eni]) -> bool,
+    ) -> Vec<Eni> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let enis = self.owned_enis().await;
+            if check(&enis) {
+                return enis;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {enis:#?}\n{}",
+                self.controller_log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The end of the current controller's log.
+    pub fn controller_log(&self) -> String {
+        let log = self
+            .plane
+            .dir()
+            .join(format!("controller-{}.log", self.controller_runs));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// The `multi-eni` binary cargo built for these tests.
+pub fn multi_eni_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_multi-eni") {
+        return path.into();
+    }
+    // Examples live in target/<profile>/examples/, the binary one level up.
+    let me = std::env::current_exe().expect("own path");
+    me.parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>")
+        .join("multi-eni")
+}
