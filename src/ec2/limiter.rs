@@ -1,11 +1,14 @@
-//! Client-side token buckets, one per EC2 throttling bucket, so that multi-eni stays below
-//! the account's budget (which it shares with every other tool) instead of running into it.
+//! Client-side token buckets, one per EC2 action as EC2 keeps them, so that multi-eni stays
+//! below the account's budget (which it shares with every other tool) instead of running
+//! into it.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// EC2's throttling buckets (see AWS "Request throttling for the Amazon EC2 API").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The classes of EC2's throttling buckets (see AWS "Request throttling for the Amazon EC2
+/// API"): each action has a bucket of its own, sized by its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Bucket {
     /// Describe* with a filter or pagination.
     Describe,
@@ -20,14 +23,6 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    const ALL: [Bucket; 5] = [
-        Bucket::Describe,
-        Bucket::DescribeUnfiltered,
-        Bucket::EniMutation,
-        Bucket::Tags,
-        Bucket::OtherMutation,
-    ];
-
     /// AWS's published (capacity, refill per second).
     pub fn aws_rate(self) -> (f64, f64) {
         match self {
@@ -40,10 +35,11 @@ impl Bucket {
     }
 }
 
-/// Token buckets at a fraction of AWS's rates.
+/// Token buckets at a fraction of AWS's rates, one per action (and class).
 #[derive(Debug)]
 pub struct Limiter {
-    buckets: [Mutex<TokenBucket>; 5],
+    fraction: Option<f64>,
+    buckets: Mutex<HashMap<(&'static str, Bucket), TokenBucket>>,
 }
 
 impl Limiter {
@@ -51,27 +47,25 @@ impl Limiter {
     /// `None` for no client-side limit.
     pub fn new(fraction: Option<f64>) -> Limiter {
         Limiter {
-            buckets: Bucket::ALL.map(|bucket| {
-                let (capacity, refill) = bucket.aws_rate();
-                Mutex::new(match fraction {
-                    Some(f) => TokenBucket::new(capacity * f, refill * f),
-                    None => TokenBucket::new(f64::INFINITY, f64::INFINITY),
-                })
-            }),
+            fraction,
+            buckets: Mutex::default(),
         }
     }
 
-    /// Waits until the bucket has a token and takes it.
-    pub async fn acquire(&self, bucket: Bucket) {
-        let index = Bucket::ALL
-            .iter()
-            .position(|b| *b == bucket)
-            .expect("every bucket is in ALL");
+    /// Waits until the action's bucket has a token and takes it.
+    pub async fn acquire(&self, action: &'static str, bucket: Bucket) {
+        let Some(fraction) = self.fraction else {
+            return;
+        };
         loop {
-            let wait = self.buckets[index]
-                .lock()
-                .expect("limiter lock")
-                .take(Instant::now());
+            let wait = {
+                let mut buckets = self.buckets.lock().expect("limiter lock");
+                let (capacity, refill) = bucket.aws_rate();
+                let bucket = buckets
+                    .entry((action, bucket))
+                    .or_insert_with(|| TokenBucket::new(capacity * fraction, refill * fraction));
+                bucket.take(Instant::now())
+            };
             match wait {
                 None => return,
                 Some(wait) => tokio::time::sleep(wait).await,
@@ -90,6 +84,8 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(capacity: f64, refill_per_second: f64) -> TokenBucket {
+        // A bucket under one token would never give one.
+        let capacity = capacity.max(1.0);
         TokenBucket {
             capacity,
             refill_per_second,
@@ -100,9 +96,6 @@ impl TokenBucket {
 
     /// Takes a token, or says how long until one is there.
     fn take(&mut self, now: Instant) -> Option<Duration> {
-        if self.capacity.is_infinite() {
-            return None;
-        }
         let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.refill_per_second).min(self.capacity);
         self.updated = now;
@@ -143,9 +136,23 @@ mod tests {
         assert!(bucket.take(later).is_some());
     }
 
-    #[test]
-    fn no_fraction_means_no_limit() {
-        let mut bucket = TokenBucket::new(f64::INFINITY, f64::INFINITY);
-        assert!((0..10_000).all(|_| bucket.take(Instant::now()).is_none()));
+    #[tokio::test]
+    async fn each_action_has_its_own_bucket() {
+        let limiter = Limiter::new(Some(0.01));
+        // A capacity of 1 per action: the first call of each passes at once.
+        for action in ["CreateNetworkInterface", "ModifyNetworkInterfaceAttribute"] {
+            tokio::time::timeout(
+                Duration::from_millis(100),
+                limiter.acquire(action, Bucket::EniMutation),
+            )
+            .await
+            .expect("a full bucket");
+        }
+        let unlimited = Limiter::new(None);
+        for _ in 0..10_000 {
+            unlimited
+                .acquire("CreateNetworkInterface", Bucket::EniMutation)
+                .await;
+        }
     }
 }

@@ -87,7 +87,7 @@ impl Ec2 {
         Fut: Future<Output = Result<T, SdkError<E>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        self.limiter.acquire(bucket).await;
+        self.limiter.acquire(action, bucket).await;
         let counter = AttemptCounter {
             action,
             metrics: self.metrics.clone(),
