@@ -50,3 +50,8 @@ ec2-sim-check:
     trap 'kill $sim' EXIT; \
     for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done; \
     python3 tests/tools/ec2_sim_boto3_check.py "http://127.0.0.1:$port"
+
+# Benchmark of the controller: N simulated nodes (default 200) with AWS's throttling on
+bench-controller N="200":
+    cargo build --release --bin multi-eni --example bench-controller
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/release/examples/bench-controller" {{N}}

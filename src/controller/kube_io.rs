@@ -111,7 +111,8 @@ impl KubeIo {
                 "Attached",
                 format!("attached {eni_id} to {instance} at device index {device_index}"),
             ),
-            Step::Modified { eni_id } => ("Modified", format!("set the attributes of {eni_id}")),
+            // Part of attaching (DeleteOnTermination) or a repair: no event of its own.
+            Step::Modified { .. } => return,
             Step::Detached { eni_id } => ("Detached", format!("detaching {eni_id}")),
             Step::Deleted { eni_id } => ("Deleted", format!("deleted {eni_id}")),
         };

@@ -121,8 +121,8 @@ impl Reconciler {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(until.into()) => {}
             }
-            // Let a burst of events settle into one pass.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            // Let a burst of events settle into one pass (and bound the status writes).
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

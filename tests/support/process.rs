@@ -61,6 +61,10 @@ impl Process {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.lock().expect("lock").id()
+    }
+
     pub fn check_alive(&self) {
         let exited = self.child.lock().expect("lock").try_wait().expect("wait");
         if let Some(status) = exited {

@@ -202,6 +202,10 @@ impl SimCluster {
         self.controller = Some(Process::spawn(&name, &mut command, self.plane.dir()));
     }
 
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(Process::pid)
+    }
+
     /// SIGKILL: no chance to finish anything.
     pub fn kill_controller(&mut self) {
         drop(self.controller.take());
