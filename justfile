@@ -46,3 +46,8 @@ ec2-sim-check:
     trap 'kill $sim' EXIT; \
     for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done; \
     python3 tests/tools/ec2_sim_boto3_check.py "http://127.0.0.1:$port"
+
+# The EC2 simulator's own throughput with throttling off (calls per second on loopback)
+bench-ec2 SECONDS="5":
+    cargo build --release --example bench-ec2
+    "$CARGO_TARGET_DIR/release/examples/bench-ec2" {{SECONDS}}
