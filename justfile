@@ -42,16 +42,20 @@ ec2-sim ADDR="127.0.0.1:4566":
     "$CARGO_TARGET_DIR/debug/examples/ec2-sim" {{ADDR}}
 
 # Checks that an unmodified boto3 client works against the EC2 simulator
-ec2-sim-check:
-    python3 -m pip install --quiet --disable-pip-version-check boto3
+ec2-sim-check: venv
     cargo build --example ec2-sim
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"; \
     "$CARGO_TARGET_DIR/debug/examples/ec2-sim" "127.0.0.1:$port" & sim=$!; \
     trap 'kill $sim' EXIT; \
     for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done; \
-    python3 tests/tools/ec2_sim_boto3_check.py "http://127.0.0.1:$port"
+    "{{cache}}/venv/bin/python" tests/tools/ec2_sim_boto3_check.py "http://127.0.0.1:$port"
 
 # Benchmark of the controller: N simulated nodes (default 200) with AWS's throttling on
 bench-controller N="200":
     cargo build --release --bin multi-eni --example bench-controller
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/release/examples/bench-controller" {{N}}
+
+# The EC2 simulator's own throughput with throttling off (calls per second on loopback)
+bench-ec2 SECONDS="5":
+    cargo build --release --example bench-ec2
+    "$CARGO_TARGET_DIR/release/examples/bench-ec2" {{SECONDS}}

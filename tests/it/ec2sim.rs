@@ -8,13 +8,14 @@ mod describe;
 mod interfaces;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::NetworkInterface;
 
-use crate::support::ec2sim::{SimConfig, Simulator, ThrottleConfig};
+use crate::support::ec2sim::{AttachmentEvent, SimConfig, Simulator, ThrottleConfig};
 
 /// A simulator with one VPC, a subnet in each of two Availability Zones and a security group.
 struct World {
@@ -46,6 +47,14 @@ impl World {
             subnet_b,
             group,
         }
+    }
+
+    /// The attachment events the simulator's hooks hear from now on.
+    fn heard(&self) -> Arc<Mutex<Vec<AttachmentEvent>>> {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&heard);
+        (self.sim).on_attachment(Box::new(move |event| sink.lock().unwrap().push(event)));
+        heard
     }
 
     fn instance(&self, instance_type: &str) -> String {

@@ -1,8 +1,6 @@
 //! Attach and detach: EC2's refusals, the per-type and per-card limits, the asynchronous
 //! states, DeleteOnTermination at termination, and the attachment hooks.
 
-use std::sync::{Arc, Mutex};
-
 use aws_sdk_ec2::types::{
     AttachmentStatus, InstanceStateName, NetworkInterfaceAttachmentChanges, NetworkInterfaceStatus,
 };
@@ -97,15 +95,18 @@ async fn attach_is_refused_across_zones_in_use_or_not_running() {
 #[tokio::test]
 async fn attach_and_detach_pass_through_their_transitional_states() {
     let w = World::with(SimConfig {
-        attach_latency_ms: 100,
-        detach_latency_ms: 100,
+        // Far longer than a loopback call, so that the transitional states are seen.
+        attach_latency_ms: 300,
+        detach_latency_ms: 300,
         ..quiet()
     })
     .await;
     let instance = w.instance("m5.large");
     let eni = w.create_eni(&w.subnet).await;
+    let heard = w.heard();
     let attachment = w.attach(&eni, &instance, 1, 0).await;
     let seen = w.eni(&eni).await;
+    assert!(heard.lock().unwrap().is_empty(), "not attached yet");
     assert_eq!(
         seen.status().map(NetworkInterfaceStatus::as_str),
         Some("attaching")
@@ -159,6 +160,9 @@ async fn attach_and_detach_pass_through_their_transitional_states() {
         error_of(&again.unwrap_err()).0,
         "InvalidAttachmentID.NotFound"
     );
+    let kinds: Vec<_> = heard.lock().unwrap().iter().map(|e| e.kind).collect();
+    let both = [AttachmentEventKind::Attached, AttachmentEventKind::Detached];
+    assert_eq!(kinds, both, "hooks hear transitions completed later");
 }
 
 #[tokio::test]
@@ -177,10 +181,7 @@ async fn termination_deletes_only_delete_on_termination_enis() {
         .modify_network_interface_attribute()
         .network_interface_id(&deleted);
     modify.attachment(dot).send().await.unwrap();
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&heard);
-    w.sim
-        .on_attachment(Box::new(move |event| sink.lock().unwrap().push(event)));
+    let heard = w.heard();
 
     let terminated = w
         .ec2
@@ -226,10 +227,7 @@ async fn termination_deletes_only_delete_on_termination_enis() {
 #[tokio::test]
 async fn hooks_hear_attach_and_detach() {
     let w = World::new().await;
-    let heard = Arc::new(Mutex::new(Vec::<AttachmentEvent>::new()));
-    let sink = Arc::clone(&heard);
-    w.sim
-        .on_attachment(Box::new(move |event| sink.lock().unwrap().push(event)));
+    let heard = w.heard();
     let (sender, mut posted) = mpsc::unbounded_channel();
     let receiver = axum::Router::new().route(
         "/events",
