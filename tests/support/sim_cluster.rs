@@ -181,14 +181,7 @@ impl SimCluster {
                 &self.cluster_name,
                 "--leader-elect=false",
             ])
-            .args([
-                "--transition-poll",
-                "200ms",
-                "--gc-grace-period",
-                "2s",
-                "--resync-period",
-                "30s",
-            ])
+            .args(test_timings(extra_args))
             .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
             .args(extra_args)
             .env("KUBECONFIG", &self.plane.kubeconfig)
@@ -234,6 +227,9 @@ impl SimCluster {
             {
                 return nodeeni;
             }
+            if let Some(controller) = &self.controller {
+                controller.check_alive();
+            }
             if Instant::now() > deadline {
                 let status = self.nodeenis().get(name).await.ok().and_then(|n| n.status);
                 panic!(
@@ -277,6 +273,15 @@ impl SimCluster {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
+}
+
+/// Short timings for tests, unless `extra_args` sets them.
+fn test_timings(extra_args: &[&str]) -> Vec<&'static str> {
+    [("--transition-poll", "200ms"), ("--gc-grace-period", "2s"), ("--resync-period", "30s")]
+        .into_iter()
+        .filter(|(flag, _)| !extra_args.contains(flag))
+        .flat_map(|(flag, value)| [flag, value])
+        .collect()
 }
 
 /// The `multi-eni` binary cargo built for these tests.
