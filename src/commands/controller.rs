@@ -50,7 +50,7 @@ pub struct Args {
     pub gc_grace_period: Duration,
 
     /// How often EC2 is asked again while an attach or detach is finishing.
-    #[arg(long, env = "TRANSITION_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TRANSITION_POLL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub transition_poll: Duration,
 
     /// How long to wait for the node agent to release a DPDK-bound ENI before detaching it.

@@ -19,13 +19,44 @@ pub struct View {
     pub refreshed: Option<Instant>,
     /// Something happened that the view cannot know (an error mid-way): describe again.
     pub stale: bool,
+    /// When our own mutations last changed each ENI.
+    touched: BTreeMap<String, Instant>,
 }
 
 impl View {
-    pub fn replace(&mut self, enis: Vec<Eni>, at: Instant) {
-        self.enis = enis.into_iter().map(|eni| (eni.id.clone(), eni)).collect();
-        self.refreshed = Some(at);
+    /// Takes a describe's answer, sent at `sent`. What we changed after it was sent is newer
+    /// than the answer and is kept (else an attach under way would look undone, and be done
+    /// twice).
+    pub fn replace(&mut self, enis: Vec<Eni>, sent: Instant) {
+        let mut fresh: BTreeMap<String, Eni> =
+            enis.into_iter().map(|eni| (eni.id.clone(), eni)).collect();
+        self.touched.retain(|_, at| *at >= sent);
+        for id in self.touched.keys() {
+            match self.enis.get(id) {
+                Some(ours) => fresh.insert(id.clone(), ours.clone()),
+                None => fresh.remove(id),
+            };
+        }
+        self.enis = fresh;
+        self.refreshed = Some(sent);
         self.stale = false;
+    }
+
+    fn upsert(&mut self, eni: Eni) {
+        self.touched.insert(eni.id.clone(), Instant::now());
+        self.enis.insert(eni.id.clone(), eni);
+    }
+
+    fn forget(&mut self, eni_id: &str) {
+        self.touched.insert(eni_id.to_owned(), Instant::now());
+        self.enis.remove(eni_id);
+    }
+
+    fn modify(&mut self, eni_id: &str, change: impl FnOnce(&mut Eni)) {
+        if let Some(eni) = self.enis.get_mut(eni_id) {
+            change(eni);
+            self.touched.insert(eni_id.to_owned(), Instant::now());
+        }
     }
 
     /// Whether an attach or detach is still in progress (EC2 finishes them asynchronously).
@@ -113,9 +144,7 @@ async fn run(
         } => {
             let eni = ec2.create_eni(&new).await?;
             let eni_id = eni.id.clone();
-            update(&|view| {
-                view.enis.insert(eni.id.clone(), eni.clone());
-            });
+            update(&|view| view.upsert(eni.clone()));
             done.push(Step::Created {
                 eni_id: eni_id.clone(),
             });
@@ -165,9 +194,7 @@ async fn run(
         }
         Action::Delete { eni_id, .. } => {
             ec2.delete_eni(&eni_id).await?;
-            update(&|view| {
-                view.enis.remove(&eni_id);
-            });
+            update(&|view| view.forget(&eni_id));
             done.push(Step::Deleted { eni_id });
             Ok(())
         }
@@ -221,9 +248,7 @@ async fn attach_and_protect(
 }
 
 fn set(view: &mut View, eni_id: &str, change: impl FnOnce(&mut Eni)) {
-    if let Some(eni) = view.enis.get_mut(eni_id) {
-        change(eni);
-    }
+    view.modify(eni_id, change);
 }
 
 fn set_delete_on_termination(view: &mut View, eni_id: &str, value: bool) {
@@ -241,4 +266,46 @@ pub fn is_permanent(error: &Ec2Error) -> bool {
         ErrorKind::LimitExceeded | ErrorKind::InvalidInput
     ) || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidSubnetID"))
         || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidGroup"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eni(id: &str, status: EniStatus) -> Eni {
+        Eni {
+            id: id.into(),
+            status,
+            ..Eni::default()
+        }
+    }
+
+    #[test]
+    fn a_describe_sent_before_our_mutation_does_not_undo_it() {
+        let mut view = View::default();
+        view.replace(
+            vec![
+                eni("eni-1", EniStatus::Available),
+                eni("eni-2", EniStatus::Available),
+            ],
+            Instant::now(),
+        );
+        let sent = Instant::now();
+        set(&mut view, "eni-1", |eni| eni.status = EniStatus::Attaching);
+        view.forget("eni-2");
+        // The answer to a describe sent before those changes still shows the old state.
+        view.replace(
+            vec![
+                eni("eni-1", EniStatus::Available),
+                eni("eni-2", EniStatus::Available),
+            ],
+            sent,
+        );
+        assert_eq!(view.enis["eni-1"].status, EniStatus::Attaching);
+        assert!(!view.enis.contains_key("eni-2"));
+        // A describe sent afterwards is the truth.
+        let later = Instant::now();
+        view.replace(vec![eni("eni-1", EniStatus::InUse)], later);
+        assert_eq!(view.enis["eni-1"].status, EniStatus::InUse);
+    }
 }

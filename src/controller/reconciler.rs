@@ -23,6 +23,10 @@ use super::plan::{Action, Context, Failure, InstanceFacts, Plan, Want, plan};
 use super::resolve::{Problem, Resolver};
 use super::status::{self, Blocker};
 
+/// Subnets and security groups are looked up again every this many resyncs (and whenever a
+/// NodeENI's spec changes): IDs never change their subnet, and names are rarely moved.
+const RESOLVE_RESYNCS: u32 = 12;
+
 /// How the controller behaves.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -79,7 +83,7 @@ struct Planned {
 impl Reconciler {
     pub fn new(settings: Settings, ec2: Ec2, kube: KubeIo, metrics: Metrics) -> Arc<Reconciler> {
         Arc::new(Reconciler {
-            resolver: Resolver::new(ec2.clone(), settings.resync),
+            resolver: Resolver::new(ec2.clone(), settings.resync * RESOLVE_RESYNCS),
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings,
             cluster: Mutex::default(),
@@ -174,14 +178,12 @@ impl Reconciler {
             view.refreshed.is_none() || view.stale || (view.in_transition() && polled)
         };
         if due {
+            let sent = Instant::now();
             let enis = self
                 .ec2
                 .enis_tagged(crate::ownership::CLUSTER_TAG, &self.settings.cluster)
                 .await?;
-            self.view
-                .lock()
-                .expect("view")
-                .replace(enis, Instant::now());
+            self.view.lock().expect("view").replace(enis, sent);
         }
         Ok(())
     }
@@ -543,6 +545,7 @@ impl Reconciler {
             if !self.owned_by(name).is_empty() {
                 continue;
             }
+            let sent = Instant::now();
             let enis = self
                 .ec2
                 .enis_tagged(crate::ownership::CLUSTER_TAG, &self.settings.cluster)
@@ -550,10 +553,7 @@ impl Reconciler {
             let left = enis
                 .iter()
                 .any(|eni| eni.tags.get(NODEENI_TAG) == Some(name));
-            self.view
-                .lock()
-                .expect("view")
-                .replace(enis, Instant::now());
+            self.view.lock().expect("view").replace(enis, sent);
             if !left {
                 self.kube.remove_finalizer(nodeeni).await?;
             }
