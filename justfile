@@ -14,9 +14,10 @@ demo *ARGS:
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
-# Format and lint checks, then every test (against real kube-apiserver and etcd)
+# Format and lint checks, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3)
 test: lint venv
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" cargo test --all-targets
+    just ec2-sim-check
 
 # rustfmt and clippy, warnings denied
 lint:
