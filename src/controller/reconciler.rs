@@ -377,12 +377,31 @@ impl Reconciler {
         memory: &mut Memory,
         now: Instant,
     ) -> BTreeSet<String> {
-        let bound: BTreeSet<String> = nodeenis
+        // By node and subnet, not by the entry's ENI ID: the controller's part of an entry
+        // (the ENI ID with it) goes as soon as the slot is unwanted, the agent's part stays.
+        let bound: BTreeSet<(&str, &str, &str)> = nodeenis
+            .iter()
+            .flat_map(|(name, n)| {
+                n.status
+                    .iter()
+                    .flat_map(|s| &s.attachments)
+                    .map(move |a| (name, a))
+            })
+            .filter(|(_, a)| a.dpdk_bound == Some(true))
+            .map(|(name, a)| (name.as_str(), a.node_name.as_str(), a.subnet_id.as_str()))
+            .collect();
+        let bound: BTreeSet<String> = self
+            .view
+            .lock()
+            .expect("view")
+            .enis
             .values()
-            .filter_map(|n| n.status.as_ref())
-            .flat_map(|s| &s.attachments)
-            .filter(|a| a.dpdk_bound == Some(true))
-            .filter_map(|a| a.eni_id.clone())
+            .filter(|eni| {
+                Owner::from_tags(&eni.tags).is_some_and(|o| {
+                    bound.contains(&(o.nodeeni.as_str(), o.node.as_str(), o.subnet.as_str()))
+                })
+            })
+            .map(|eni| eni.id.clone())
             .collect();
         memory.held_since.retain(|eni, _| bound.contains(eni));
         bound

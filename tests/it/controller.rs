@@ -443,3 +443,128 @@ async fn throttling_server_errors_and_eventual_consistency_are_ridden_out() {
     );
     cluster.kill_controller();
 }
+
+#[tokio::test]
+async fn a_standby_replica_takes_over_from_a_dead_leader() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let mut cluster = SimCluster::start(fast()).await;
+    cluster
+        .add_node("n1", ZONES[0], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    cluster.start_controller(&["--leader-elect", "true", "--identity", "replica-1"]);
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), "kube-system");
+    let holder = || async {
+        let lease = leases.get_opt("multi-eni-controller").await.unwrap();
+        lease.and_then(|l| l.spec?.holder_identity)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while holder().await.as_deref() != Some("replica-1") {
+        assert!(std::time::Instant::now() < deadline, "replica-1 never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.start_controller(&["--leader-elect", "true", "--identity", "replica-2"]);
+    let subnet = cluster.subnets[ZONES[0]].clone();
+    let spec = json!({"nodeSelector": {"ng": "multi-eni"}, "subnetID": subnet, "securityGroupIDs": [cluster.security_group]});
+    cluster.apply_nodeeni("multus", spec).await;
+    cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    assert_eq!(
+        holder().await.as_deref(),
+        Some("replica-1"),
+        "one leader while it lives"
+    );
+
+    cluster.kill_oldest_controller();
+    cluster
+        .add_node("n2", ZONES[0], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    cluster
+        .wait_nodeeni(
+            "multus",
+            "n2 attached by the new leader",
+            Duration::from_mins(1),
+            |n| ready(n) && n.status.as_ref().is_some_and(|s| s.attached_nodes == 2),
+        )
+        .await;
+    assert_eq!(holder().await.as_deref(), Some("replica-2"));
+    assert_one_attached_eni_per_slot(&cluster.owned_enis().await, 2);
+    cluster.kill_controller();
+}
+
+#[tokio::test]
+async fn a_dpdk_bound_eni_waits_for_its_release_and_metrics_are_served() {
+    use kube::api::{Patch, PatchParams};
+    let mut cluster = SimCluster::start(fast()).await;
+    cluster
+        .add_node("n1", ZONES[0], "m5.large", &[("ng", "dpdk")])
+        .await;
+    cluster.start_controller(&[]);
+    let subnet = cluster.subnets[ZONES[0]].clone();
+    let spec = json!({
+        "nodeSelector": {"ng": "dpdk"},
+        "subnetID": subnet,
+        "securityGroupIDs": [cluster.security_group],
+        "enableDPDK": true,
+    });
+    cluster.apply_nodeeni("dpdk", spec).await;
+    cluster.wait_nodeeni("dpdk", "Ready", WAIT, ready).await;
+
+    // The node agent's part of the entry, under its own field manager: bound to DPDK.
+    let agent = |bound: bool| {
+        json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI",
+               "status": {"attachments": [{"nodeName": "n1", "subnetID": subnet, "dpdkBound": bound}]}})
+    };
+    let params = PatchParams::apply("multi-eni-manager/n1").force();
+    cluster
+        .nodeenis()
+        .patch_status("dpdk", &params, &Patch::Apply(agent(true)))
+        .await
+        .unwrap();
+    cluster.label_node("n1", "ng", None).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let enis = cluster.owned_enis().await;
+    assert_eq!(enis.len(), 1);
+    assert!(
+        enis[0].attachment.is_some(),
+        "a DPDK-bound ENI stays attached until released"
+    );
+
+    cluster
+        .nodeenis()
+        .patch_status("dpdk", &params, &Patch::Apply(agent(false)))
+        .await
+        .unwrap();
+    cluster
+        .wait_enis("the released ENI deleted", WAIT, <[_]>::is_empty)
+        .await;
+
+    let port = cluster.metrics_port().unwrap();
+    let metrics = http_get(port, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"multi_eni_ec2_calls_total{action="CreateNetworkInterface",outcome="ok"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("multi_eni_reconcile_seconds"));
+    assert_eq!(http_get(port, "/healthz").await, "ok\n");
+    assert_eq!(http_get(port, "/readyz").await, "ok\n");
+    cluster.kill_controller();
+}
+
+/// The body of a plain HTTP GET on 127.0.0.1.
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}

@@ -31,7 +31,8 @@ pub struct SimCluster {
     pub extra_subnet: String,
     pub security_group: String,
     pub cluster_name: String,
-    controller: Option<Process>,
+    /// Running controllers, oldest first, with their metrics ports.
+    controllers: Vec<(Process, u16)>,
     controller_runs: usize,
     pub plane: ControlPlane,
 }
@@ -70,7 +71,7 @@ impl SimCluster {
             extra_subnet,
             security_group,
             cluster_name: "test-cluster".into(),
-            controller: None,
+            controllers: Vec::new(),
             controller_runs: 0,
             plane,
         }
@@ -169,20 +170,16 @@ impl SimCluster {
         Api::all(self.client.clone())
     }
 
-    /// Starts `multi-eni controller` against this cluster, with short test timings.
+    /// Starts `multi-eni controller` against this cluster, with short test timings (and no
+    /// leader election unless `extra_args` asks for it).
     pub fn start_controller(&mut self, extra_args: &[&str]) {
-        assert!(self.controller.is_none(), "the controller runs already");
         self.controller_runs += 1;
+        let port = free_port();
         let mut command = Command::new(multi_eni_binary());
         command
-            .args([
-                "controller",
-                "--cluster-name",
-                &self.cluster_name,
-                "--leader-elect=false",
-            ])
+            .args(["controller", "--cluster-name", &self.cluster_name])
             .args(test_timings(extra_args))
-            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(extra_args)
             .env("KUBECONFIG", &self.plane.kubeconfig)
             .env("AWS_ENDPOINT_URL_EC2", self.sim.endpoint_url())
@@ -192,16 +189,27 @@ impl SimCluster {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "multi_eni=debug,info");
         let name = format!("controller-{}", self.controller_runs);
-        self.controller = Some(Process::spawn(&name, &mut command, self.plane.dir()));
+        self.controllers
+            .push((Process::spawn(&name, &mut command, self.plane.dir()), port));
     }
 
     pub fn controller_pid(&self) -> Option<u32> {
-        self.controller.as_ref().map(Process::pid)
+        self.controllers.first().map(|(process, _)| process.pid())
     }
 
-    /// SIGKILL: no chance to finish anything.
+    /// The metrics port of the newest controller.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.controllers.last().map(|(_, port)| *port)
+    }
+
+    /// SIGKILL to every controller: no chance to finish anything.
     pub fn kill_controller(&mut self) {
-        drop(self.controller.take());
+        self.controllers.clear();
+    }
+
+    /// SIGKILL to the oldest controller only.
+    pub fn kill_oldest_controller(&mut self) {
+        self.controllers.remove(0);
     }
 
     /// The ENIs that carry this cluster's tag, as EC2 has them.
@@ -227,7 +235,7 @@ impl SimCluster {
             {
                 return nodeeni;
             }
-            if let Some(controller) = &self.controller {
+            for (controller, _) in &self.controllers {
                 controller.check_alive();
             }
             if Instant::now() > deadline {
@@ -281,9 +289,10 @@ fn test_timings(extra_args: &[&str]) -> Vec<&'static str> {
         ("--transition-poll", "200ms"),
         ("--gc-grace-period", "2s"),
         ("--resync-period", "30s"),
+        ("--leader-elect", "false"),
     ]
     .into_iter()
-    .filter(|(flag, _)| !extra_args.contains(flag))
+    .filter(|(flag, _)| !extra_args.iter().any(|arg| arg.starts_with(flag)))
     .flat_map(|(flag, value)| [flag, value])
     .collect()
 }
