@@ -170,11 +170,10 @@ impl Reconciler {
     /// Describes the owned ENIs again when the view may be wrong, a transition is under way
     /// and the poll interval has passed, or the resync is due.
     async fn refresh_view(&self) -> anyhow::Result<()> {
+        let interval = self.poll_interval();
         let due = {
             let view = self.view.lock().expect("view");
-            let polled = view
-                .refreshed
-                .is_none_or(|at| at.elapsed() >= self.settings.poll);
+            let polled = view.refreshed.is_none_or(|at| at.elapsed() >= interval);
             view.refreshed.is_none() || view.stale || (view.in_transition() && polled)
         };
         if due {
@@ -580,6 +579,17 @@ impl Reconciler {
         Ok(())
     }
 
+    /// How soon to ask EC2 again while attaches or detaches finish: the configured interval
+    /// while actions are still being started, quicker once only EC2 is left to finish (the
+    /// last few transitions), so that the end of a convergence is seen without delay.
+    fn poll_interval(&self) -> Duration {
+        if self.memory.lock().expect("memory").in_flight.is_empty() {
+            self.settings.poll.min(Duration::from_millis(500))
+        } else {
+            self.settings.poll
+        }
+    }
+
     /// Wakes the loop again while EC2 finishes what was started.
     fn schedule(&self) {
         let busy = self.view.lock().expect("view").in_transition();
@@ -591,7 +601,7 @@ impl Reconciler {
             .min();
         drop(memory);
         if busy {
-            self.wake_at(Instant::now() + self.settings.poll);
+            self.wake_at(Instant::now() + self.poll_interval());
         }
         if let Some(at) = waiting_grace {
             self.wake_at(at);

@@ -1,98 +1,313 @@
-//! The local sandbox (`just demo`): multi-eni on one machine, without AWS or a cluster.
+//! The local sandbox (`just demo`, `just e2e`): the whole system on one machine, without AWS
+//! or a cluster. A real kube-apiserver and etcd; the EC2 simulator with AWS's throttling;
+//! three simulated nodes, each a Node object, an instance and a network namespace; the
+//! controller; and a node agent per node, inside its node's namespace. ENIs the simulator
+//! attaches appear as links with the ENI's MAC in the node's namespace.
 //!
-//! Starts a real kube-apiserver and etcd, installs the NodeENI CRD the way a user would
-//! (`multi-eni crd print | kubectl apply -f -`), applies the sample NodeENIs, shows one that
-//! admission rejects, and keeps the control plane up until Ctrl-C (unless `--exit`).
+//! `--e2e` runs it headless and asserts the whole flow, including the removal.
 
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod fabric;
 
-use support::control_plane::ControlPlane;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fabric::Fabric;
+use multi_eni::api::NodeENI;
+use support::ec2sim::{AttachmentEventKind, SimConfig};
+use support::process::Process;
+use support::sim_cluster::{SimCluster, ZONES, multi_eni_binary};
+
+const NODES: [&str; 3] = ["node-a1", "node-a2", "node-b1"];
 
 #[tokio::main]
 async fn main() {
-    let exit = std::env::args().any(|arg| arg == "--exit");
-    println!("==> starting etcd and kube-apiserver");
-    let plane = ControlPlane::start().await;
-    let kubeconfig = plane.kubeconfig.display().to_string();
-    println!("    logs and certificates in {}", plane.dir().display());
+    let e2e = std::env::args().any(|arg| arg == "--e2e");
+    let code = run(e2e).await;
+    std::process::exit(code);
+}
 
-    println!("==> multi-eni crd print | kubectl apply -f -");
-    let crd = Command::new(multi_eni_binary())
-        .args(["crd", "print"])
-        .output()
-        .expect("crd print");
-    kubectl_stdin(&plane, &["apply", "-f", "-"], &crd.stdout);
-    kubectl(
-        &plane,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/nodeenis.networking.k8s.aws",
-        ],
-    );
+async fn run(e2e: bool) -> i32 {
+    println!("==> starting kube-apiserver, etcd and the EC2 simulator (AWS throttling on)");
+    let config = SimConfig {
+        attach_latency_ms: 1000,
+        detach_latency_ms: 2000,
+        ..SimConfig::default()
+    };
+    let mut cluster = SimCluster::start(config).await;
+    let kubeconfig = cluster.plane.kubeconfig.display().to_string();
+    println!("    export KUBECONFIG={kubeconfig}");
 
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nodeeni");
-    println!("==> kubectl apply -f {}", samples.display());
-    kubectl(&plane, &["apply", "-f", &samples.display().to_string()]);
-    kubectl(&plane, &["get", "neni", "-o", "wide"]);
-
-    println!(
-        "==> a NodeENI that admission rejects (device index 0 is the primary ENI, MTU too small):"
-    );
-    let invalid = "apiVersion: networking.k8s.aws/v1alpha1
-kind: NodeENI
-metadata: {name: invalid}
-spec:
-  nodeSelector: {ng: multi-eni}
-  subnetID: subnet-0f59b4f14737be9ad
-  securityGroupIDs: [sg-05da196f3314d4af8]
-  deviceIndex: 0
-  mtu: 100
-";
-    kubectl_stdin(&plane, &["apply", "-f", "-"], invalid.as_bytes());
-
-    if exit {
-        return;
+    let names: Vec<String> = NODES.iter().map(|n| (*n).to_owned()).collect();
+    let fabric = Arc::new(Fabric::new(
+        &format!("me{}", std::process::id() % 10_000),
+        &names,
+    ));
+    let mut instances = std::collections::BTreeMap::new();
+    for (node, zone) in NODES.iter().zip([ZONES[0], ZONES[0], ZONES[1]]) {
+        let instance = cluster
+            .add_node(node, zone, "m5.xlarge", &[("ng", "multi-eni")])
+            .await;
+        println!(
+            "    node {node}: {instance} in {zone}, namespace {}",
+            fabric.namespace(node)
+        );
+        instances.insert(instance, (*node).to_owned());
     }
+    let hook_fabric = Arc::clone(&fabric);
+    cluster.sim.on_attachment(Box::new(move |event| {
+        let Some(node) = instances.get(&event.instance_id) else {
+            return;
+        };
+        match event.kind {
+            AttachmentEventKind::Attached => {
+                hook_fabric.plug(node, &event.mac_address, event.device_index);
+            }
+            AttachmentEventKind::Detached => hook_fabric.unplug(&event.mac_address),
+        }
+    }));
+
+    println!("==> starting the controller and a node agent in each node's namespace");
+    cluster.start_controller(&["--transition-poll", "1s"]);
+    let _agents: Vec<Process> = NODES
+        .iter()
+        .map(|node| start_agent(&cluster, &fabric, node))
+        .collect();
+
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/nodeeni.yaml");
+    let spec = std::fs::read_to_string(&sample).expect("the sample NodeENI");
+    let spec = spec
+        .replace("SUBNET_A", &cluster.subnets[ZONES[0]])
+        .replace("SUBNET_B", &cluster.subnets[ZONES[1]]);
     println!(
-        "\nThe control plane stays up until Ctrl-C. In another shell:\n    export KUBECONFIG={kubeconfig}\n    kubectl get neni"
+        "==> kubectl apply -f {} (subnets filled in)",
+        sample.display()
     );
-    tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
-    println!("==> stopping");
+    kubectl_stdin(&cluster, &["apply", "-f", "-"], &spec);
+
+    let ready = watch_progress(&cluster).await;
+    show(&cluster, &fabric).await;
+    let mut failures = Vec::new();
+    if !ready {
+        failures
+            .push("the NodeENI did not become Ready with every interface configured".to_owned());
+    }
+    failures.extend(ping_over_ipvlan(&fabric));
+    if e2e {
+        failures.extend(remove_and_check(&mut cluster, &fabric).await);
+    } else if failures.is_empty() {
+        println!("\nThe sandbox stays up until Ctrl-C. In another shell:");
+        println!("    export KUBECONFIG={kubeconfig}; kubectl get neni -o wide");
+        println!("    ip netns exec {} ip link", fabric.namespace(NODES[0]));
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    println!("==> cleaning up");
+    cluster.kill_controller();
+    if failures.is_empty() {
+        println!("sandbox: 1 passed, 0 failed");
+        0
+    } else {
+        for failure in &failures {
+            println!("FAILED: {failure}");
+        }
+        println!("sandbox: 0 passed, 1 failed");
+        1
+    }
 }
 
-/// The `multi-eni` binary that cargo built beside this example (target/<profile>/).
-fn multi_eni_binary() -> std::path::PathBuf {
-    let example = std::env::current_exe().expect("own path");
-    example
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/examples")
-        .join("multi-eni")
+fn start_agent(cluster: &SimCluster, fabric: &Fabric, node: &str) -> Process {
+    let dir = cluster.plane.dir().join(node);
+    std::fs::create_dir_all(&dir).expect("agent dir");
+    let mut command = Command::new(multi_eni_binary());
+    command
+        .args([
+            "manager",
+            "--node-name",
+            node,
+            "--netns",
+            &fabric.namespace_path(node),
+        ])
+        .arg("--sriov-config")
+        .arg(dir.join("pcidp.json"))
+        .arg("--state-file")
+        .arg(dir.join("state.json"))
+        .args(["--imds-endpoint", ""])
+        .env("KUBECONFIG", &cluster.plane.kubeconfig)
+        .env("RUST_LOG", "multi_eni=debug,info");
+    Process::spawn(&format!("agent-{node}"), &mut command, cluster.plane.dir())
 }
 
-fn kubectl(plane: &ControlPlane, args: &[&str]) {
-    kubectl_stdin(plane, args, &[]);
+/// Prints each node's state as it changes, until Ready with every interface configured.
+async fn watch_progress(cluster: &SimCluster) -> bool {
+    println!("==> converging (per node: state, interface)");
+    let deadline = Instant::now() + Duration::from_mins(2);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(nodeeni) = cluster.nodeenis().get("multus").await {
+            let line = progress_line(&nodeeni);
+            if line != last {
+                println!("    {line}");
+                last = line;
+            }
+            if complete(&nodeeni) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
 }
 
-/// Runs kubectl with `input` on stdin; its output goes to the terminal as it is.
-fn kubectl_stdin(plane: &ControlPlane, args: &[&str], input: &[u8]) {
-    let mut child = plane
+fn progress_line(nodeeni: &NodeENI) -> String {
+    let Some(status) = &nodeeni.status else {
+        return "waiting for the controller".into();
+    };
+    let entries: Vec<String> = status
+        .attachments
+        .iter()
+        .map(|a| {
+            let state = a.state.map_or("-".to_owned(), |s| format!("{s:?}"));
+            let interface = match (&a.interface_name, a.configured) {
+                (Some(name), Some(true)) => format!(" {name} up"),
+                (Some(name), _) => format!(" {name}"),
+                _ => String::new(),
+            };
+            format!("{}: {state}{interface}", a.node_name)
+        })
+        .collect();
+    entries.join(" | ")
+}
+
+/// Ready, and every node's interface configured.
+fn complete(nodeeni: &NodeENI) -> bool {
+    let Some(status) = &nodeeni.status else {
+        return false;
+    };
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    ready
+        && status.attachments.len() == NODES.len()
+        && status
+            .attachments
+            .iter()
+            .all(|a| a.configured == Some(true))
+}
+
+async fn show(cluster: &SimCluster, fabric: &Fabric) {
+    println!("\n==> kubectl get neni -o wide");
+    kubectl_stdin(cluster, &["get", "neni", "-o", "wide"], "");
+    println!("\n==> ENIs in EC2 (by the cluster's tag)");
+    for eni in cluster.owned_enis().await {
+        let attachment = eni.attachment.as_ref();
+        println!(
+            "    {}  {}  {}  {}  index {}",
+            eni.id,
+            eni.mac_address,
+            eni.subnet_id,
+            attachment.map_or("-", |a| a.instance_id.as_str()),
+            attachment.map_or(-1, |a| a.device_index)
+        );
+    }
+    for node in NODES {
+        println!(
+            "\n==> ip -br link (node {node}, namespace {})",
+            fabric.namespace(node)
+        );
+        print!("{}", fabric.ip_in(node, &["-br", "link"]));
+    }
+}
+
+/// Two nodes of one zone: an ipvlan interface on each node's configured ENI interface (as a
+/// Multus ipvlan attachment would make), one pings the other across the VPC bridge.
+fn ping_over_ipvlan(fabric: &Fabric) -> Option<String> {
+    println!(
+        "\n==> ipvlan on the ENI interface of {} and {}, then ping",
+        NODES[0], NODES[1]
+    );
+    for (i, node) in NODES[..2].iter().enumerate() {
+        let address = format!("10.99.0.{}/24", i + 1);
+        let namespace = fabric.namespace(node);
+        fabric::ip(&[
+            "-n", namespace, "link", "add", "ipvl0", "link", "multus", "type", "ipvlan", "mode",
+            "l2",
+        ]);
+        fabric::ip(&["-n", namespace, "addr", "add", &address, "dev", "ipvl0"]);
+        fabric::ip(&["-n", namespace, "link", "set", "ipvl0", "up"]);
+    }
+    let ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            fabric.namespace(NODES[0]),
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "2",
+            "10.99.0.2",
+        ])
+        .output()
+        .expect("ping (iputils-ping)");
+    print!("{}", String::from_utf8_lossy(&ping.stdout));
+    (!ping.status.success()).then(|| "ipvlan ping between two nodes failed".to_owned())
+}
+
+/// Deletes the NodeENI and checks that everything goes: ENIs, links, finalizer.
+async fn remove_and_check(cluster: &mut SimCluster, fabric: &Fabric) -> Vec<String> {
+    println!("\n==> kubectl delete neni multus");
+    kubectl_stdin(cluster, &["delete", "neni", "multus", "--wait=false"], "");
+    let deadline = Instant::now() + Duration::from_mins(2);
+    let mut failures = Vec::new();
+    while cluster
+        .nodeenis()
+        .get_opt("multus")
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        if Instant::now() > deadline {
+            failures.push("the NodeENI's finalizer was not removed".to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let left = cluster.owned_enis().await;
+    if !left.is_empty() {
+        failures.push(format!("{} ENIs left in EC2", left.len()));
+    }
+    for node in NODES {
+        let links = fabric.ip_in(node, &["-br", "link"]);
+        if links.contains("multus") || links.contains("ens") {
+            failures.push(format!("{node} still has the ENI's link: {links}"));
+        }
+    }
+    if failures.is_empty() {
+        println!("    ENIs detached and deleted, links gone, finalizer removed");
+    }
+    failures
+}
+
+fn kubectl_stdin(cluster: &SimCluster, args: &[&str], input: &str) {
+    use std::io::Write;
+    let mut child = cluster
+        .plane
         .kubectl()
         .args(args)
-        .stdin(Stdio::piped())
+        .stdin(std::process::Stdio::piped())
         .spawn()
-        .expect("run kubectl");
+        .expect("kubectl");
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(input)
+        .write_all(input.as_bytes())
         .expect("write to kubectl");
-    child.wait().expect("wait for kubectl");
+    child.wait().expect("kubectl");
 }
