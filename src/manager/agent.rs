@@ -61,13 +61,18 @@ pub async fn run(
         retry_delay: config.retry.initial,
         retry_at: None,
         plugin_restart_pending: false,
+        reports_stale: false,
         config,
     };
     tokio::select! {
+        biased;
         result = agent.serve(nodeenis, events, store) => result,
         () = status => Err(AgentError::WatchEnded),
     }
 }
+
+/// How long the status writer waits after a change for more to come.
+const STATUS_BATCH: Duration = Duration::from_millis(100);
 
 /// The delays between retries of transient failures: doubling from `initial` to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -95,6 +100,8 @@ struct Agent<L> {
     retry_delay: Duration,
     retry_at: Option<Instant>,
     plugin_restart_pending: bool,
+    /// Whether an outcome (or the desired state) changed since the reports were computed.
+    reports_stale: bool,
 }
 
 impl<L: Links> Agent<L> {
@@ -116,7 +123,14 @@ impl<L: Links> Agent<L> {
                     None => std::future::pending().await,
                 }
             };
+            // Biased: a link waiting to be configured goes before status and resyncs.
             tokio::select! {
+                biased;
+                event = events.next() => match event {
+                    Some(event) if ready => self.link_event(event).await,
+                    Some(_) => {}
+                    None => return Err(AgentError::NetlinkClosed),
+                },
                 event = nodeenis.next() => match event {
                     Some(Ok(watcher::Event::InitDone)) => {
                         ready = true;
@@ -129,11 +143,6 @@ impl<L: Links> Agent<L> {
                     // The watcher retries with backoff by itself.
                     Some(Err(error)) => warn!(label = "watch", "watching NodeENIs: {error}"),
                     None => return Err(AgentError::WatchEnded),
-                },
-                event = events.next() => match event {
-                    Some(event) if ready => self.link_event(event).await,
-                    Some(_) => {}
-                    None => return Err(AgentError::NetlinkClosed),
                 },
                 _ = resync.tick(), if ready => self.full_pass().await,
                 () = retry, if ready => self.full_pass().await,
@@ -150,6 +159,7 @@ impl<L: Links> Agent<L> {
             return;
         }
         self.desired = desired;
+        self.reports_stale = true;
         self.full_pass().await;
     }
 
@@ -215,6 +225,7 @@ impl<L: Links> Agent<L> {
     /// Keeps an entry's outcome, logging what changed.
     fn record(&mut self, outcome: Outcome) {
         let previous = self.outcomes.get(&outcome.key);
+        self.reports_stale |= previous.is_none_or(|previous| !previous.same_report(&outcome));
         if !outcome.changes.is_empty() {
             info!(
                 nodeeni = outcome.key.nodeeni,
@@ -251,16 +262,19 @@ impl<L: Links> Agent<L> {
         if self.plugin_restart_pending {
             failed |= !self.restart_plugin().await;
         }
-        let reports = reports(
-            &self.config.node_name,
-            &self.desired,
-            self.outcomes.values(),
-        );
-        self.reports.send_if_modified(|current| {
-            let changed = *current != reports;
-            *current = reports;
-            changed
-        });
+        // Most notifications are echoes of the agent's own changes: nothing new to report.
+        if std::mem::take(&mut self.reports_stale) {
+            let reports = reports(
+                &self.config.node_name,
+                &self.desired,
+                self.outcomes.values(),
+            );
+            self.reports.send_if_modified(|current| {
+                let changed = *current != reports;
+                *current = reports;
+                changed
+            });
+        }
         let transient = self
             .outcomes
             .values()
@@ -325,6 +339,8 @@ async fn write_status(
             if reports.changed().await.is_err() {
                 return;
             }
+            // Let a burst of changes (many ENIs hot-plugged at once) go out in one write.
+            tokio::time::sleep(STATUS_BATCH).await;
         } else {
             tokio::select! {
                 changed = reports.changed() => if changed.is_err() { return },

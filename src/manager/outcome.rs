@@ -75,6 +75,33 @@ impl Outcome {
         self
     }
 
+    /// Whether both say the same in the status (they may differ in the changes made).
+    pub fn same_report(&self, other: &Outcome) -> bool {
+        // Destructured, so that a new field must be placed on one side or the other.
+        let Outcome {
+            key,
+            eni_id,
+            mac,
+            serving,
+            interface,
+            mtu,
+            dpdk,
+            changes: _,
+            problem,
+        } = self;
+        (key, eni_id, mac, serving, interface, mtu, dpdk, problem)
+            == (
+                &other.key,
+                &other.eni_id,
+                &other.mac,
+                &other.serving,
+                &other.interface,
+                &other.mtu,
+                &other.dpdk,
+                &other.problem,
+            )
+    }
+
     /// Served, and as the spec asks.
     pub fn configured(&self) -> bool {
         self.serving
