@@ -14,6 +14,12 @@ demo *ARGS:
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
+# Node agent benchmark (root): 200 links hot-plugged into a network namespace; latency, idle RSS and CPU
+bench-manager:
+    cargo build --release --bin multi-eni
+    cargo build --example bench-manager
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-manager" "$CARGO_TARGET_DIR/release/multi-eni"
+
 # Format and lint checks, then every test (against real kube-apiserver and etcd)
 test: lint
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" cargo test --all-targets
