@@ -60,3 +60,9 @@ bench-controller N="200":
 bench-ec2 SECONDS="5":
     cargo build --release --example bench-ec2
     "$CARGO_TARGET_DIR/release/examples/bench-ec2" {{SECONDS}}
+
+# Node agent benchmark (root): 200 links hot-plugged into a network namespace; latency, idle RSS and CPU
+bench-manager:
+    cargo build --release --bin multi-eni
+    cargo build --example bench-manager
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-manager" "$CARGO_TARGET_DIR/release/multi-eni"

@@ -203,6 +203,17 @@ pub enum DpdkDriver {
     UioPciGeneric,
 }
 
+impl DpdkDriver {
+    /// The kernel's name of the driver (its directory under /sys/bus/pci/drivers).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DpdkDriver::VfioPci => "vfio-pci",
+            DpdkDriver::IgbUio => "igb_uio",
+            DpdkDriver::UioPciGeneric => "uio_pci_generic",
+        }
+    }
+}
+
 fn default_device_index() -> i32 {
     1
 }

@@ -2,7 +2,8 @@
 //! Multus CNI can give pods secondary networks.
 //!
 //! Modules are split by what they may import: [`api`] knows serde and schemars only;
-//! [`commands`] holds one module per subcommand, each an args struct with a `run()`.
+//! [`commands`] holds one module per subcommand, each an args struct with a `run()`;
+//! [`manager`] is the node agent, itself split the same way.
 
 pub mod api;
 pub mod commands;
@@ -10,4 +11,5 @@ pub mod controller;
 pub mod ec2;
 pub mod http;
 pub mod logging;
+pub mod manager;
 pub mod ownership;

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use crate::logging::LogFormat;
+use crate::manager::{self, AgentConfig, PluginPods, netlink};
 
 /// Finds each attached ENI's Linux interface on this node by MAC address, brings it up, sets
 /// its MTU and name, binds it to DPDK when asked, and reports back in the NodeENI's status.
@@ -31,9 +34,39 @@ pub struct Args {
     #[arg(long, env = "SYSFS_ROOT", default_value = "/sys")]
     pub sysfs_root: PathBuf,
 
+    /// Where the agent records the devices it bound to DPDK drivers, so that a restarted
+    /// agent can give them back (keep it on a hostPath volume).
+    #[arg(
+        long,
+        env = "STATE_FILE",
+        default_value = "/var/lib/multi-eni/dpdk-state.json"
+    )]
+    pub state_file: PathBuf,
+
     /// The SR-IOV device plugin's config file, kept in step with DPDK-bound devices.
     #[arg(long, env = "SRIOV_CONFIG", default_value = "/etc/pcidp/config.json")]
     pub sriov_config: PathBuf,
+
+    /// Label selector of the SR-IOV device plugin's pods (e.g. app=sriovdp): when its config
+    /// changes, the plugin's pod on this node is deleted so that its DaemonSet starts one
+    /// that reads the new config. Unset: the plugin is left alone.
+    #[arg(long, env = "SRIOV_PLUGIN_SELECTOR")]
+    pub sriov_plugin_selector: Option<String>,
+
+    /// Namespace of the SR-IOV device plugin's pods.
+    #[arg(long, env = "SRIOV_PLUGIN_NAMESPACE", default_value = "kube-system")]
+    pub sriov_plugin_namespace: String,
+
+    /// Instance metadata (IMDSv2), asked which ENI is behind each MAC before its interface
+    /// is first touched; `none` skips the check. Where metadata does not answer, the MACs
+    /// in the status are used alone.
+    #[arg(long, env = "IMDS_ENDPOINT", default_value = "http://169.254.169.254")]
+    pub imds_endpoint: String,
+
+    /// Serve the links of this network namespace (e.g. /run/netns/node-a) instead of the
+    /// agent's own.
+    #[arg(long, env = "NETNS")]
+    pub netns: Option<PathBuf>,
 
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
@@ -42,7 +75,55 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        eprintln!("multi-eni manager is not built yet; arguments parsed: {self:?}");
-        Ok(ExitCode::from(3))
+        crate::logging::init(self.log_format);
+        // One thread: the agent waits on events nearly all the time, and stays small.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(self.serve())
+    }
+
+    async fn serve(self) -> anyhow::Result<ExitCode> {
+        let config = self.config()?;
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+        let (links, events) =
+            netlink::open(self.netns.as_deref()).with_context(|| match &self.netns {
+                Some(netns) => format!("opening netlink sockets in --netns {}", netns.display()),
+                None => "opening netlink sockets".into(),
+            })?;
+        if self.once {
+            drop(events);
+            let pass = manager::once::once(client, links, &config, self.dry_run).await?;
+            print!("{}", manager::once::table(&pass, self.dry_run));
+            return Ok(if pass.succeeded() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        tracing::info!(node = config.node_name, "multi-eni manager starting");
+        manager::run(client, links, events, config).await?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn config(&self) -> anyhow::Result<AgentConfig> {
+        let node = self.node_name.as_deref().filter(|name| !name.is_empty()).context(
+            "no node name: set --node-name or NODE_NAME (in a DaemonSet, from the downward API: fieldRef spec.nodeName)",
+        )?;
+        let mut config = AgentConfig::new(node);
+        config.resync_period = self.resync_period;
+        config.sysfs_root.clone_from(&self.sysfs_root);
+        config.state_file.clone_from(&self.state_file);
+        config.sriov_config.clone_from(&self.sriov_config);
+        config.plugin = self
+            .sriov_plugin_selector
+            .as_ref()
+            .map(|selector| PluginPods {
+                namespace: self.sriov_plugin_namespace.clone(),
+                selector: selector.clone(),
+            });
+        Ok(config)
     }
 }

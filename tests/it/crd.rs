@@ -35,17 +35,7 @@ fn checked_in_crd_is_what_the_binary_prints() {
 #[test]
 fn checked_in_crd_applies_with_kubectl() {
     let plane = control_plane::shared();
-    let apply = plane
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f"])
-        .arg(repo_file("manifests/crd.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
+    plane.apply(&repo_file("manifests/crd.yaml"));
     let get = plane.kubectl().args(["get", "neni"]).output().unwrap();
     assert!(
         get.status.success(),

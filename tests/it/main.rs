@@ -8,3 +8,4 @@ mod controller;
 mod crd;
 mod ec2;
 mod ec2sim;
+mod manager;

@@ -131,6 +131,22 @@ impl ControlPlane {
         command
     }
 
+    /// `kubectl apply --server-side` of a manifest file; panics with kubectl's complaint.
+    pub fn apply(&self, manifest: &Path) {
+        let apply = self
+            .kubectl()
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(manifest)
+            .output()
+            .expect("run kubectl");
+        let stderr = String::from_utf8_lossy(&apply.stderr);
+        assert!(
+            apply.status.success(),
+            "applying {}: {stderr}",
+            manifest.display()
+        );
+    }
+
     /// Creates the NodeENI CRD and waits until it is served.
     pub async fn install_crd(&self) {
         let client = self.client().await;

@@ -4,6 +4,8 @@
 
 pub mod control_plane;
 pub mod ec2sim;
+pub mod fake_sysfs;
 pub mod moto;
+pub mod netns;
 pub mod process;
 pub mod sim_cluster;

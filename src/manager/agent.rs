@@ -1,0 +1,352 @@
+//! The long-running agent: event-driven, with a slow resync.
+//!
+//! Three sources of work, each acted on at once: NodeENI watch events (the desired state
+//! changed), netlink link notifications (an ENI's interface appeared, changed or went
+//! away), and a timer (the periodic resync that repairs drift, or the retry of a transient
+//! failure). Status is written by a second future, fed the latest reports, so that a slow
+//! API server never delays configuring a link.
+
+use std::collections::BTreeMap;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::api::NodeENI;
+use crate::manager::desired::{Desired, EntryKey, desired};
+use crate::manager::links::Links;
+use crate::manager::netlink::{LinkEvent, LinkEvents};
+use crate::manager::outcome::Outcome;
+use crate::manager::reconcile::Executor;
+use crate::manager::report::{Reports, reports};
+use crate::manager::status::StatusWriter;
+use crate::manager::{AgentConfig, AgentError, plugin};
+
+/// Runs the agent for `config.node_name` until an error ends it: NodeENIs through `client`,
+/// links through `links` and `events` (see [`crate::manager::netlink::open`]), DPDK
+/// devices under `config.sysfs_root`.
+pub async fn run(
+    client: Client,
+    links: impl Links,
+    events: LinkEvents,
+    config: AgentConfig,
+) -> Result<(), AgentError> {
+    let executor = config.executor(links, false)?;
+    let api: Api<NodeENI> = Api::all(client.clone());
+    let (store, writer) = reflector::store();
+    let nodeenis = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        // The agent never reads managedFields; not keeping them saves most of the memory.
+        .modify(|nodeeni| nodeeni.managed_fields_mut().clear())
+        .reflect(writer);
+    let (reports, receiver) = watch::channel(Reports::new());
+    let status = write_status(
+        StatusWriter::new(api, &config.node_name),
+        store.clone(),
+        receiver,
+        config.retry,
+    );
+    let agent = Agent {
+        executor,
+        desired: Desired::default(),
+        outcomes: BTreeMap::new(),
+        reports,
+        client,
+        retry_delay: config.retry.initial,
+        retry_at: None,
+        plugin_restart_pending: false,
+        reports_stale: false,
+        config,
+    };
+    tokio::select! {
+        biased;
+        result = agent.serve(nodeenis, events, store) => result,
+        () = status => Err(AgentError::WatchEnded),
+    }
+}
+
+/// How long the status writer waits after a change for more to come.
+const STATUS_BATCH: Duration = Duration::from_millis(100);
+
+/// The delays between retries of transient failures: doubling from `initial` to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            initial: Duration::from_millis(200),
+            max: Duration::from_mins(1),
+        }
+    }
+}
+
+struct Agent<L> {
+    executor: Executor<L>,
+    desired: Desired,
+    outcomes: BTreeMap<EntryKey, Outcome>,
+    reports: watch::Sender<Reports>,
+    client: Client,
+    config: AgentConfig,
+    retry_delay: Duration,
+    retry_at: Option<Instant>,
+    plugin_restart_pending: bool,
+    /// Whether an outcome (or the desired state) changed since the reports were computed.
+    reports_stale: bool,
+}
+
+impl<L: Links> Agent<L> {
+    async fn serve(
+        mut self,
+        nodeenis: impl Stream<Item = Result<watcher::Event<NodeENI>, watcher::Error>>,
+        mut events: LinkEvents,
+        store: Store<NodeENI>,
+    ) -> Result<(), AgentError> {
+        let mut nodeenis = pin!(nodeenis);
+        let mut ready = false;
+        let period = self.config.resync_period;
+        let mut resync = tokio::time::interval_at(Instant::now() + period, period);
+        loop {
+            let retry_at = self.retry_at;
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Biased: a link waiting to be configured goes before status and resyncs.
+            tokio::select! {
+                biased;
+                event = events.next() => match event {
+                    Some(event) if ready => self.link_event(event).await,
+                    Some(_) => {}
+                    None => return Err(AgentError::NetlinkClosed),
+                },
+                event = nodeenis.next() => match event {
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        ready = true;
+                        self.nodeenis_changed(&store).await;
+                    }
+                    Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) if ready => {
+                        self.nodeenis_changed(&store).await;
+                    }
+                    Some(Ok(_)) => {}
+                    // The watcher retries with backoff by itself.
+                    Some(Err(error)) => warn!(label = "watch", "watching NodeENIs: {error}"),
+                    None => return Err(AgentError::WatchEnded),
+                },
+                _ = resync.tick(), if ready => self.full_pass().await,
+                () = retry, if ready => self.full_pass().await,
+            }
+        }
+    }
+
+    async fn nodeenis_changed(&mut self, store: &Store<NodeENI>) {
+        let state = store.state();
+        let desired = desired(state.iter().map(AsRef::as_ref), &self.config.node_name);
+        if desired == self.desired {
+            // Only the status moved (maybe someone else's write): let the writer compare.
+            self.reports.send_modify(|_| {});
+            return;
+        }
+        self.desired = desired;
+        self.reports_stale = true;
+        self.full_pass().await;
+    }
+
+    /// Serves everything from one fresh list of the links.
+    async fn full_pass(&mut self) {
+        let outcomes = match self.executor.pass(&self.desired).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                warn!(label = error.label(), "listing links: {error}");
+                self.schedule_retry(true);
+                return;
+            }
+        };
+        let served: Vec<EntryKey> = self.desired.serve.iter().map(|w| w.key.clone()).collect();
+        // Keep the last word on released entries (dpdkBound: false) while they exist.
+        self.outcomes.retain(|key, outcome| {
+            !outcome.serving && !served.contains(key) && self.desired.entries.contains(key)
+        });
+        for outcome in outcomes {
+            self.record(outcome);
+        }
+        self.after_changes().await;
+    }
+
+    async fn link_event(&mut self, event: LinkEvent) {
+        let (link, removed) = match event {
+            LinkEvent::Overrun => return self.full_pass().await,
+            LinkEvent::Changed(link) => (link, false),
+            LinkEvent::Removed(link) => (link, true),
+        };
+        let Some(wanted) = self.desired.by_mac(link.mac).cloned() else {
+            // Another link: it may have freed a name one of ours is waiting for.
+            if self
+                .outcomes
+                .values()
+                .any(|o| o.problem.as_ref().is_some_and(|p| p.transient))
+            {
+                self.full_pass().await;
+            }
+            return;
+        };
+        debug!(interface = link.name, mac = %link.mac, removed, "link event");
+        // Notifications queue up behind the agent's own changes: act on the link as it is now.
+        let current = if removed {
+            Ok(None)
+        } else {
+            self.executor.links.link(link.index).await
+        };
+        match current {
+            Ok(current) => {
+                let current = current.filter(|current| current.mac == wanted.mac);
+                let outcome = self.executor.serve(&wanted, current.as_ref()).await;
+                self.record(outcome);
+                self.after_changes().await;
+            }
+            Err(error) => {
+                warn!(label = error.label(), "reading link {}: {error}", link.name);
+                self.schedule_retry(true);
+            }
+        }
+    }
+
+    /// Keeps an entry's outcome, logging what changed.
+    fn record(&mut self, outcome: Outcome) {
+        let previous = self.outcomes.get(&outcome.key);
+        self.reports_stale |= previous.is_none_or(|previous| !previous.same_report(&outcome));
+        if !outcome.changes.is_empty() {
+            info!(
+                nodeeni = outcome.key.nodeeni,
+                subnet = outcome.key.subnet_id,
+                eni = outcome.eni_id,
+                "{}",
+                outcome.changes.join(", ")
+            );
+        }
+        if let Some(problem) = &outcome.problem
+            && previous.and_then(|p| p.problem.as_ref()) != Some(problem)
+        {
+            warn!(
+                nodeeni = outcome.key.nodeeni,
+                subnet = outcome.key.subnet_id,
+                label = problem.label,
+                "{}",
+                problem.message
+            );
+        }
+        self.outcomes.insert(outcome.key.clone(), outcome);
+    }
+
+    /// Brings the device plugin in step, publishes the reports and plans a retry.
+    async fn after_changes(&mut self) {
+        let mut failed = false;
+        match self.executor.sync_plugin_config() {
+            Ok(changed) => self.plugin_restart_pending |= changed,
+            Err(error) => {
+                warn!(label = error.label(), "{error}");
+                failed = true;
+            }
+        }
+        if self.plugin_restart_pending {
+            failed |= !self.restart_plugin().await;
+        }
+        // Most notifications are echoes of the agent's own changes: nothing new to report.
+        if std::mem::take(&mut self.reports_stale) {
+            let reports = reports(
+                &self.config.node_name,
+                &self.desired,
+                self.outcomes.values(),
+            );
+            self.reports.send_if_modified(|current| {
+                let changed = *current != reports;
+                *current = reports;
+                changed
+            });
+        }
+        let transient = self
+            .outcomes
+            .values()
+            .any(|o| o.problem.as_ref().is_some_and(|p| p.transient));
+        self.schedule_retry(failed || transient);
+    }
+
+    /// Restarts the device plugin; true when done (or nothing is configured to restart).
+    async fn restart_plugin(&mut self) -> bool {
+        let Some(pods) = &self.config.plugin else {
+            info!(
+                config = %self.executor.plugin_config.path().display(),
+                "the SR-IOV device plugin config changed; restart the plugin to apply it (or set --sriov-plugin-selector)"
+            );
+            self.plugin_restart_pending = false;
+            return true;
+        };
+        match plugin::restart(self.client.clone(), pods, &self.config.node_name).await {
+            Ok(count) => {
+                info!(
+                    pods = count,
+                    "restarted the SR-IOV device plugin to load its new config"
+                );
+                self.plugin_restart_pending = false;
+                true
+            }
+            Err(error) => {
+                warn!(label = error.label(), "{error}");
+                false
+            }
+        }
+    }
+
+    fn schedule_retry(&mut self, needed: bool) {
+        if needed {
+            self.retry_at = Some(Instant::now() + self.retry_delay);
+            self.retry_delay = (self.retry_delay * 2).min(self.config.retry.max);
+        } else {
+            self.retry_at = None;
+            self.retry_delay = self.config.retry.initial;
+        }
+    }
+}
+
+/// Writes the latest reports whenever they change, retrying failures with backoff.
+async fn write_status(
+    mut writer: StatusWriter,
+    store: Store<NodeENI>,
+    mut reports: watch::Receiver<Reports>,
+    retry: Retry,
+) {
+    let mut delay = retry.initial;
+    loop {
+        let latest = reports.borrow_and_update().clone();
+        let state = store.state();
+        let errors = writer.write(state.iter().map(AsRef::as_ref), &latest).await;
+        for error in &errors {
+            warn!(label = error.label(), "{error}");
+        }
+        if errors.is_empty() {
+            delay = retry.initial;
+            if reports.changed().await.is_err() {
+                return;
+            }
+            // Let a burst of changes (many ENIs hot-plugged at once) go out in one write.
+            tokio::time::sleep(STATUS_BATCH).await;
+        } else {
+            tokio::select! {
+                changed = reports.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(retry.max);
+        }
+    }
+}

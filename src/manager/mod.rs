@@ -1,0 +1,131 @@
+//! The node agent (`multi-eni manager`): finds each of this node's ENIs by MAC address,
+//! configures its interface (name, MTU, up) or binds it to DPDK, and reports in the
+//! NodeENI's status.
+//!
+//! Modules by what they may import:
+//! - pure, no I/O: [`mac`], [`desired`] (NodeENIs to wanted interfaces), [`plan`] (observed
+//!   link to changes), [`outcome`], [`report`] (outcomes to status entries);
+//! - OS boundary: [`links`] (the trait), [`netlink`] (its rtnetlink implementation and link
+//!   notifications), [`sysfs`] (PCI driver binding), [`files`], [`dpdk_state`], [`sriov`]
+//!   (the device plugin's config file);
+//! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
+//!   [`imds`] (instance metadata, to cross-check MACs);
+//! - the executor and the loops: [`reconcile`], [`dpdk`], [`agent`], [`once`].
+
+pub mod agent;
+pub mod desired;
+pub mod dpdk;
+pub mod dpdk_state;
+pub mod files;
+pub mod imds;
+pub mod links;
+pub mod mac;
+pub mod netlink;
+pub mod once;
+pub mod outcome;
+pub mod plan;
+pub mod plugin;
+pub mod reconcile;
+pub mod report;
+pub mod sriov;
+pub mod status;
+pub mod sysfs;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use agent::{Retry, run};
+pub use plugin::PluginPods;
+pub use sysfs::Settle;
+
+use crate::manager::dpdk::Dpdk;
+use crate::manager::dpdk_state::{StateError, StateFile};
+use crate::manager::imds::Imds;
+use crate::manager::links::{LinkError, Links};
+use crate::manager::reconcile::Executor;
+use crate::manager::sriov::DevicePluginConfig;
+use crate::manager::sysfs::Sysfs;
+
+/// Everything the agent needs besides its Kubernetes client and its netlink sockets.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The node whose entries the agent serves.
+    pub node_name: String,
+    /// How often every interface is re-checked for drift.
+    pub resync_period: Duration,
+    /// Root of the sysfs tree (`/sys`), for DPDK binding.
+    pub sysfs_root: PathBuf,
+    pub settle: Settle,
+    /// The record of devices bound to DPDK.
+    pub state_file: PathBuf,
+    /// The SR-IOV device plugin's config file.
+    pub sriov_config: PathBuf,
+    /// The device plugin's pods to restart after its config changed (`None`: leave it).
+    pub plugin: Option<PluginPods>,
+    /// Instance metadata to cross-check MACs with (`http://169.254.169.254` on EC2).
+    pub imds_endpoint: Option<String>,
+    pub retry: Retry,
+}
+
+impl AgentConfig {
+    /// The defaults of `multi-eni manager` for `node_name`, except that instance metadata
+    /// is not consulted (it exists on EC2 only).
+    pub fn new(node_name: &str) -> AgentConfig {
+        AgentConfig {
+            node_name: node_name.into(),
+            resync_period: Duration::from_mins(5),
+            sysfs_root: "/sys".into(),
+            settle: Settle::default(),
+            state_file: "/var/lib/multi-eni/dpdk-state.json".into(),
+            sriov_config: "/etc/pcidp/config.json".into(),
+            plugin: None,
+            imds_endpoint: None,
+            retry: Retry::default(),
+        }
+    }
+
+    fn executor<L: Links>(&self, links: L, dry_run: bool) -> Result<Executor<L>, AgentError> {
+        let sysfs = Sysfs::new(&self.sysfs_root, self.settle);
+        let imds = self.imds_endpoint.as_deref().map(Imds::new).transpose();
+        Ok(Executor {
+            links,
+            dpdk: Dpdk::load(sysfs, StateFile::new(&self.state_file), dry_run)?,
+            plugin_config: DevicePluginConfig::new(&self.sriov_config),
+            imds: imds.map_err(AgentError::Imds)?,
+            confirmed: HashSet::new(),
+            dry_run,
+        })
+    }
+}
+
+/// Why the agent stopped (or `--once` could not make its pass).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("listing NodeENIs: {0}")]
+    List(#[source] kube::Error),
+    #[error(transparent)]
+    Links(#[from] LinkError),
+    #[error("{0}")]
+    Imds(String),
+    #[error("the NodeENI watch ended")]
+    WatchEnded,
+    #[error("the netlink notification socket closed")]
+    NetlinkClosed,
+}
+
+impl AgentError {
+    /// A stable label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AgentError::State(error) => error.label(),
+            AgentError::List(_) => "list_nodeenis",
+            AgentError::Links(error) => error.label(),
+            AgentError::Imds(_) => "imds_endpoint",
+            AgentError::WatchEnded => "watch_ended",
+            AgentError::NetlinkClosed => "netlink_closed",
+        }
+    }
+}
