@@ -10,7 +10,7 @@ default:
     @just --list
 
 # The local sandbox: the system on a real API server, without AWS or a cluster (--exit to stop at the end)
-demo *ARGS:
+demo *ARGS: sandbox-deps
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
@@ -18,6 +18,7 @@ demo *ARGS:
 test: lint venv
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" cargo test --all-targets
     just ec2-sim-check
+    just e2e
 
 # rustfmt and clippy, warnings denied
 lint:
@@ -66,3 +67,12 @@ bench-manager:
     cargo build --release --bin multi-eni
     cargo build --example bench-manager
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-manager" "$CARGO_TARGET_DIR/release/multi-eni"
+
+# The sandbox headless: the whole flow asserted, from apply to removal (needs root)
+e2e: sandbox-deps
+    cargo build --bin multi-eni --example sandbox
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" --e2e
+
+# What the sandbox runs besides the project: iproute2 (ip) and iputils (ping), from Debian
+sandbox-deps:
+    command -v ip >/dev/null && command -v ping >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2 iputils-ping)

@@ -177,14 +177,21 @@ impl LinkEvents {
 /// children of another link (they carry `IFLA_LINK`), which may share the parent's MAC.
 fn link_state(message: &LinkMessage) -> Option<LinkState> {
     let (mut name, mut mac, mut mtu) = (None, None, 0);
+    let (mut parent, mut parent_elsewhere) = (None, false);
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(value) => name = Some(value.clone()),
             LinkAttribute::Address(bytes) => mac = Mac::from_bytes(bytes),
             LinkAttribute::Mtu(value) => mtu = *value,
-            LinkAttribute::Link(parent) if *parent != message.header.index => return None,
+            LinkAttribute::Link(index) if *index != message.header.index => parent = Some(*index),
+            LinkAttribute::LinkNetNsId(_) => parent_elsewhere = true,
             _ => {}
         }
+    }
+    // A child of a link of this namespace (ipvlan, VLAN) shares its parent's MAC: it is not
+    // the ENI. A link whose other end is in another namespace (a veth) stands alone.
+    if parent.is_some() && !parent_elsewhere {
+        return None;
     }
     Some(LinkState {
         index: message.header.index,

@@ -144,3 +144,30 @@ pub fn ip(args: &[&str]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Whether the kernel can make links of `kind` (ipvlan is missing from some kernels).
+pub fn kernel_has(kind: &str) -> bool {
+    let name = format!("probe{}", std::process::id() % 100_000);
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{name}p"),
+        ])
+        .status();
+    if !made.is_ok_and(|status| status.success()) {
+        return false;
+    }
+    let child = format!("{name}c");
+    let ok = Command::new("ip")
+        .args(["link", "add", &child, "link", &name, "type", kind])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    let _ = Command::new("ip").args(["link", "del", &name]).output();
+    ok
+}
