@@ -90,7 +90,8 @@ fn parse_budget(value: &str) -> Result<f64, String> {
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         crate::logging::init(self.log_format);
-        let runtime = tokio::runtime::Runtime::new()?;
+        // One thread: the controller waits on the network nearly all the time, and stays small.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(self.serve())
     }
 

@@ -441,7 +441,9 @@ impl Reconciler {
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            let outcome = execute(&this.ec2, &this.view, action.clone()).await;
+            // Boxed, so that the SDK's large futures exist only for the actions under way, not
+            // for every queued one.
+            let outcome = Box::pin(execute(&this.ec2, &this.view, action.clone())).await;
             this.record(&action, outcome).await;
             this.memory.lock().expect("memory").in_flight.remove(&key);
             this.wake.notify_one();
