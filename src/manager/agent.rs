@@ -120,7 +120,7 @@ impl<L: Links> Agent<L> {
                     None => std::future::pending().await,
                 }
             };
-            // Biased: a link waiting to be configured goes before status and resyncs.
+            // Biased: a link waiting to be configured goes before NodeENI changes and resyncs.
             tokio::select! {
                 biased;
                 event = events.next() => match event {

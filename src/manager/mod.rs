@@ -111,7 +111,7 @@ pub enum AgentError {
     Links(#[from] LinkError),
     #[error("{0}")]
     Imds(String),
-    #[error("the NodeENI watch ended")]
+    #[error("the NodeENI watch or the status writer stopped")]
     WatchEnded,
     #[error("the netlink notification socket closed")]
     NetlinkClosed,
