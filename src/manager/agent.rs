@@ -1,20 +1,18 @@
 //! The long-running agent: event-driven, with a slow resync.
 //!
-//! Three sources of work, each acted on at once: NodeENI watch events (the desired state
-//! changed), netlink link notifications (an ENI's interface appeared, changed or went
-//! away), and a timer (the periodic resync that repairs drift, or the retry of a transient
-//! failure). Status is written by a second future, fed the latest reports, so that a slow
-//! API server never delays configuring a link.
+//! Three sources of work, each acted on at once: netlink link notifications (an ENI's
+//! interface appeared, changed or went away), NodeENI changes (the desired state), and a
+//! timer (the periodic resync that repairs drift, or the retry of a transient failure).
+//! The NodeENI watch and the status writer run as tasks of their own (see [`super::tasks`]),
+//! so that decoding NodeENIs or a slow API server never delays configuring a link.
 
 use std::collections::BTreeMap;
-use std::pin::pin;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -26,7 +24,7 @@ use crate::manager::outcome::Outcome;
 use crate::manager::reconcile::Executor;
 use crate::manager::report::{Reports, reports};
 use crate::manager::status::StatusWriter;
-use crate::manager::{AgentConfig, AgentError, plugin};
+use crate::manager::{AgentConfig, AgentError, plugin, tasks};
 
 /// Runs the agent for `config.node_name` until an error ends it: NodeENIs through `client`,
 /// links through `links` and `events` (see [`crate::manager::netlink::open`]), DPDK
@@ -38,20 +36,23 @@ pub async fn run(
     config: AgentConfig,
 ) -> Result<(), AgentError> {
     let executor = config.executor(links, false)?;
-    let api: Api<NodeENI> = Api::all(client.clone());
     let (store, writer) = reflector::store();
-    let nodeenis = watcher(api.clone(), watcher::Config::default())
-        .default_backoff()
-        // The agent never reads managedFields; not keeping them saves most of the memory.
-        .modify(|nodeeni| nodeeni.managed_fields_mut().clear())
-        .reflect(writer);
+    let (changed, nodeeni_changes) = watch::channel(false);
     let (reports, receiver) = watch::channel(Reports::new());
-    let status = write_status(
-        StatusWriter::new(api, &config.node_name),
+    // Dropped with this future, the set stops both tasks.
+    let mut tasks = JoinSet::new();
+    tasks.spawn(tasks::watch_nodeenis(
+        Api::all(client.clone()),
+        writer,
+        changed,
+    ));
+    let status = StatusWriter::new(client.clone(), &config.node_name);
+    tasks.spawn(tasks::write_status(
+        status,
         store.clone(),
         receiver,
         config.retry,
-    );
+    ));
     let agent = Agent {
         executor,
         desired: Desired::default(),
@@ -65,14 +66,10 @@ pub async fn run(
         config,
     };
     tokio::select! {
-        biased;
-        result = agent.serve(nodeenis, events, store) => result,
-        () = status => Err(AgentError::WatchEnded),
+        result = agent.serve(nodeeni_changes, events, store) => result,
+        _ = tasks.join_next() => Err(AgentError::WatchEnded),
     }
 }
-
-/// How long the status writer waits after a change for more to come.
-const STATUS_BATCH: Duration = Duration::from_millis(100);
 
 /// The delays between retries of transient failures: doubling from `initial` to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -105,13 +102,13 @@ struct Agent<L> {
 }
 
 impl<L: Links> Agent<L> {
+    /// `nodeenis` turns true once the NodeENIs are listed, and changes with every event.
     async fn serve(
         mut self,
-        nodeenis: impl Stream<Item = Result<watcher::Event<NodeENI>, watcher::Error>>,
+        mut nodeenis: watch::Receiver<bool>,
         mut events: LinkEvents,
         store: Store<NodeENI>,
     ) -> Result<(), AgentError> {
-        let mut nodeenis = pin!(nodeenis);
         let mut ready = false;
         let period = self.config.resync_period;
         let mut resync = tokio::time::interval_at(Instant::now() + period, period);
@@ -123,7 +120,7 @@ impl<L: Links> Agent<L> {
                     None => std::future::pending().await,
                 }
             };
-            // Biased: a link waiting to be configured goes before status and resyncs.
+            // Biased: a link waiting to be configured goes before NodeENI changes and resyncs.
             tokio::select! {
                 biased;
                 event = events.next() => match event {
@@ -131,19 +128,15 @@ impl<L: Links> Agent<L> {
                     Some(_) => {}
                     None => return Err(AgentError::NetlinkClosed),
                 },
-                event = nodeenis.next() => match event {
-                    Some(Ok(watcher::Event::InitDone)) => {
-                        ready = true;
+                changed = nodeenis.changed() => {
+                    if changed.is_err() {
+                        return Err(AgentError::WatchEnded);
+                    }
+                    ready = *nodeenis.borrow_and_update();
+                    if ready {
                         self.nodeenis_changed(&store).await;
                     }
-                    Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) if ready => {
-                        self.nodeenis_changed(&store).await;
-                    }
-                    Some(Ok(_)) => {}
-                    // The watcher retries with backoff by itself.
-                    Some(Err(error)) => warn!(label = "watch", "watching NodeENIs: {error}"),
-                    None => return Err(AgentError::WatchEnded),
-                },
+                }
                 _ = resync.tick(), if ready => self.full_pass().await,
                 () = retry, if ready => self.full_pass().await,
             }
@@ -315,38 +308,6 @@ impl<L: Links> Agent<L> {
         } else {
             self.retry_at = None;
             self.retry_delay = self.config.retry.initial;
-        }
-    }
-}
-
-/// Writes the latest reports whenever they change, retrying failures with backoff.
-async fn write_status(
-    mut writer: StatusWriter,
-    store: Store<NodeENI>,
-    mut reports: watch::Receiver<Reports>,
-    retry: Retry,
-) {
-    let mut delay = retry.initial;
-    loop {
-        let latest = reports.borrow_and_update().clone();
-        let state = store.state();
-        let errors = writer.write(state.iter().map(AsRef::as_ref), &latest).await;
-        for error in &errors {
-            warn!(label = error.label(), "{error}");
-        }
-        if errors.is_empty() {
-            delay = retry.initial;
-            if reports.changed().await.is_err() {
-                return;
-            }
-            // Let a burst of changes (many ENIs hot-plugged at once) go out in one write.
-            tokio::time::sleep(STATUS_BATCH).await;
-        } else {
-            tokio::select! {
-                changed = reports.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(retry.max);
         }
     }
 }

@@ -10,7 +10,7 @@
 //!   (the device plugin's config file);
 //! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
 //!   [`imds`] (instance metadata, to cross-check MACs);
-//! - the executor and the loops: [`reconcile`], [`dpdk`], [`agent`], [`once`].
+//! - the executor and the loops: [`reconcile`], [`dpdk`], [`agent`], [`tasks`], [`once`].
 
 pub mod agent;
 pub mod desired;
@@ -30,6 +30,7 @@ pub mod report;
 pub mod sriov;
 pub mod status;
 pub mod sysfs;
+pub mod tasks;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -110,7 +111,7 @@ pub enum AgentError {
     Links(#[from] LinkError),
     #[error("{0}")]
     Imds(String),
-    #[error("the NodeENI watch ended")]
+    #[error("the NodeENI watch or the status writer stopped")]
     WatchEnded,
     #[error("the netlink notification socket closed")]
     NetlinkClosed,

@@ -55,12 +55,12 @@ pub async fn once(
     });
     if !dry_run {
         if let (true, Some(pods)) = (plugin_changed, &config.plugin)
-            && let Err(error) = plugin::restart(client, pods, &config.node_name).await
+            && let Err(error) = plugin::restart(client.clone(), pods, &config.node_name).await
         {
             errors.push(error.to_string());
         }
         let reports = reports(&config.node_name, &desired, &outcomes);
-        let mut writer = StatusWriter::new(api, &config.node_name);
+        let mut writer = StatusWriter::new(client, &config.node_name);
         let failed = writer.write(&nodeenis.items, &reports).await;
         errors.extend(failed.iter().map(ToString::to_string));
     }

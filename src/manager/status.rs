@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::Resource;
+use kube::api::{Patch, PatchParams};
+use kube::core::Request;
 use serde_json::json;
 
 use crate::api::{Attachment, NodeENI};
@@ -64,7 +66,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Applies this node's reports, skipping NodeENIs whose status already says the same.
 pub struct StatusWriter {
-    api: Api<NodeENI>,
+    client: kube::Client,
     node: String,
     params: PatchParams,
     /// What was last applied to each NodeENI, and the resourceVersion seen before: until
@@ -73,9 +75,9 @@ pub struct StatusWriter {
 }
 
 impl StatusWriter {
-    pub fn new(api: Api<NodeENI>, node: &str) -> StatusWriter {
+    pub fn new(client: kube::Client, node: &str) -> StatusWriter {
         StatusWriter {
-            api,
+            client,
             node: node.into(),
             // The agent alone writes its fields: forcing takes them over from an earlier
             // manager name instead of failing on a conflict forever.
@@ -118,14 +120,19 @@ impl StatusWriter {
             "kind": "NodeENI",
             "status": {"attachments": entries},
         });
-        self.api
-            .patch_status(nodeeni, &self.params, &Patch::Apply(patch))
+        let error = |source| StatusError {
+            nodeeni: nodeeni.into(),
+            source,
+        };
+        let request = Request::new(NodeENI::url_path(&(), None))
+            .patch_subresource("status", nodeeni, &self.params, &Patch::Apply(patch))
+            .map_err(|e| error(kube::Error::BuildRequest(e)))?;
+        // The answer (the whole NodeENI) is not decoded: the watch brings it anyway.
+        self.client
+            .request_text(request)
             .await
             .map(drop)
-            .map_err(|source| StatusError {
-                nodeeni: nodeeni.into(),
-                source,
-            })
+            .map_err(error)
     }
 }
 
