@@ -91,7 +91,9 @@ impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         crate::logging::init(self.log_format);
         // One thread: the controller waits on the network nearly all the time, and stays small.
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         runtime.block_on(self.serve())
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::api::NodeENI;
 use crate::ec2::Ec2;
+use crate::ec2::types::Eni;
 use crate::ownership::{NODEENI_TAG, Owner};
 
 use super::desired::{Desired, NodeInfo, desired};
@@ -55,6 +56,8 @@ struct Memory {
     detached_by_us: BTreeSet<String>,
     orphans_since: BTreeMap<String, Instant>,
     held_since: BTreeMap<String, Instant>,
+    /// The ENIs held for the node agent in the last plan.
+    held: BTreeSet<String>,
     instances: BTreeMap<String, (Instant, InstanceFacts)>,
     incarnations: BTreeMap<Owner, u32>,
     wake_at: Option<Instant>,
@@ -340,6 +343,7 @@ impl Reconciler {
             .instances
             .retain(|_, (at, _)| now.duration_since(*at) < self.settings.poll * 10);
         let held = self.held(nodeenis, &mut memory, now);
+        memory.held.clone_from(&held);
         Context {
             cluster: self.settings.cluster.clone(),
             instances: memory
@@ -537,10 +541,24 @@ impl Reconciler {
         item: &Planned,
         plan: &Plan,
     ) -> anyhow::Result<()> {
+        // Unwanted ENIs the node agent still holds bound to DPDK: their entries stay, as
+        // Detaching, so that the agent gives the device back before the detach.
+        let held = self.memory.lock().expect("memory").held.clone();
+        let releasing: Vec<Eni> = {
+            let view = self.view.lock().expect("view");
+            plan.orphans
+                .iter()
+                .filter(|id| held.contains(*id))
+                .filter_map(|id| view.enis.get(id))
+                .filter(|eni| eni.tags.get(NODEENI_TAG) == Some(&item.name))
+                .cloned()
+                .collect()
+        };
         let input = status::Input {
             generation: nodeeni.metadata.generation,
             desired: &item.desired,
             reports: &plan.reports,
+            releasing: &releasing,
             blocker: item.blocker.clone(),
             current: nodeeni.status.as_ref(),
             now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{Attachment, AttachmentState, NodeENIStatus};
+use crate::ec2::types::Eni;
 use crate::ownership::Owner;
 
 use super::desired::Desired;
@@ -27,6 +28,8 @@ pub struct Input<'a> {
     pub generation: Option<i64>,
     pub desired: &'a Desired,
     pub reports: &'a BTreeMap<Owner, SlotReport>,
+    /// Unwanted ENIs kept attached until the node agent releases them from DPDK.
+    pub releasing: &'a [Eni],
     pub blocker: Option<Blocker>,
     pub current: Option<&'a NodeENIStatus>,
     pub now: Time,
@@ -83,6 +86,31 @@ pub fn build(input: &Input) -> NodeENIStatus {
         };
         entry.last_transition_time =
             transition_time(previous(&entry.node_name, ""), &entry, &input.now);
+        attachments.push(entry);
+    }
+    for eni in input.releasing {
+        let Some(owner) = Owner::from_tags(&eni.tags) else {
+            continue;
+        };
+        let mut entry = Attachment {
+            node_name: owner.node,
+            subnet_id: owner.subnet,
+            instance_id: Some(owner.instance),
+            eni_id: Some(eni.id.clone()),
+            attachment_id: eni.attachment.as_ref().map(|a| a.id.clone()),
+            mac_address: Some(eni.mac_address.clone()),
+            state: Some(AttachmentState::Detaching),
+            reason: Some("DPDKRelease".into()),
+            message: Some(
+                "waiting for the node agent to give the device back to its kernel driver".into(),
+            ),
+            ..Attachment::default()
+        };
+        entry.last_transition_time = transition_time(
+            previous(&entry.node_name, &entry.subnet_id),
+            &entry,
+            &input.now,
+        );
         attachments.push(entry);
     }
     attachments.sort_by(|a, b| (&a.node_name, &a.subnet_id).cmp(&(&b.node_name, &b.subnet_id)));

@@ -520,7 +520,18 @@ async fn a_dpdk_bound_eni_waits_for_its_release_and_metrics_are_served() {
         .await
         .unwrap();
     cluster.label_node("n1", "ng", None).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The entry stays, as Detaching, for the agent to release the device; the ENI stays attached.
+    cluster
+        .wait_nodeeni("dpdk", "the entry asks for the release", WAIT, |n| {
+            n.status.as_ref().is_some_and(|s| {
+                s.attachments.iter().any(|a| {
+                    a.state == Some(AttachmentState::Detaching)
+                        && a.reason.as_deref() == Some("DPDKRelease")
+                })
+            })
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let enis = cluster.owned_enis().await;
     assert_eq!(enis.len(), 1);
     assert!(
