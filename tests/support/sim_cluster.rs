@@ -277,11 +277,15 @@ impl SimCluster {
 
 /// Short timings for tests, unless `extra_args` sets them.
 fn test_timings(extra_args: &[&str]) -> Vec<&'static str> {
-    [("--transition-poll", "200ms"), ("--gc-grace-period", "2s"), ("--resync-period", "30s")]
-        .into_iter()
-        .filter(|(flag, _)| !extra_args.contains(flag))
-        .flat_map(|(flag, value)| [flag, value])
-        .collect()
+    [
+        ("--transition-poll", "200ms"),
+        ("--gc-grace-period", "2s"),
+        ("--resync-period", "30s"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| !extra_args.contains(flag))
+    .flat_map(|(flag, value)| [flag, value])
+    .collect()
 }
 
 /// The `multi-eni` binary cargo built for these tests.
