@@ -25,7 +25,7 @@ lint:
     cargo fmt --check
     cargo clippy --all-targets -- -D warnings
 
-# Build (once) kube-apiserver, etcd and kubectl for the tests; prints their directory last
+# Build (once) kube-apiserver, etcd, kubectl and helm for the tests; prints their directory last
 testbins:
     tests/tools/testbins.sh
 
@@ -33,6 +33,10 @@ testbins:
 crd:
     cargo run -q -- crd print > manifests/crd.yaml
     cp manifests/crd.yaml chart/crds/nodeeni.yaml
+
+# Regenerate manifests/multi-eni.yaml: the chart rendered with its default values
+manifests:
+    tests/tools/manifests.sh > manifests/multi-eni.yaml
 
 # The Python tools the tests use (moto's EC2 server), in a virtualenv under the cache
 venv:

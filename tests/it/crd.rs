@@ -1,7 +1,6 @@
 //! The NodeENI CRD: generated output in sync with manifests/, and admission by a real
 //! kube-apiserver (schema bounds and CEL rules).
 
-use std::path::Path;
 use std::process::Command;
 
 use kube::api::{Api, DynamicObject, PostParams};
@@ -10,10 +9,7 @@ use multi_eni::api::NodeENI;
 use serde_json::{Value, json};
 
 use crate::support::control_plane;
-
-fn repo_file(path: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use crate::support::repo_file;
 
 #[test]
 fn checked_in_crd_is_what_the_binary_prints() {

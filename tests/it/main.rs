@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod chart;
 mod controller;
 mod crd;
 mod ec2;

@@ -9,3 +9,8 @@ pub mod moto;
 pub mod netns;
 pub mod process;
 pub mod sim_cluster;
+
+/// A path inside the repository.
+pub fn repo_file(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}

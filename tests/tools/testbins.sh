@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
 # Builds the third-party binaries the tests run against, from the Go module proxy:
-# kube-apiserver and kubectl (k8s.io/kubernetes) and etcd (go.etcd.io/etcd/server/v3).
-# They are cached under $MULTI_ENI_CACHE (default ~/.cache/multi-eni) and reused when present.
+# kube-apiserver and kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3) and helm
+# (helm.sh/helm/v4, for the chart's checks). They are cached under $MULTI_ENI_CACHE (default ~/.cache/multi-eni) and reused when present.
 # The last line printed is the absolute path of the directory holding the binaries.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+HELM_VERSION=${HELM_VERSION:-v4.3.1}
 CACHE=${MULTI_ENI_CACHE:-$HOME/.cache/multi-eni}
 BIN="$CACHE/testbins/k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+
+mkdir -p "$BIN" "$CACHE/gosrc"
+
+# helm: a plain module (no replace directives); built when its pinned version is missing.
+if [[ ! -x $BIN/helm-$HELM_VERSION ]]; then
+  echo "building helm $HELM_VERSION" >&2
+  GOFLAGS= GOBIN="$CACHE/gosrc/helm-$HELM_VERSION" go install -trimpath \
+    -ldflags="-s -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  mv "$CACHE/gosrc/helm-$HELM_VERSION/helm" "$BIN/helm-$HELM_VERSION"
+fi
+[[ $(readlink "$BIN/helm") == "helm-$HELM_VERSION" ]] || ln -sfn "helm-$HELM_VERSION" "$BIN/helm"
 
 if [[ -x $BIN/kube-apiserver && -x $BIN/kubectl && -x $BIN/etcd ]]; then
   echo "$BIN"
   exit 0
 fi
-mkdir -p "$BIN" "$CACHE/gosrc"
 
 # etcd: a one-line main around etcdmain, because etcd's own go.mod has replace directives
 # that `go install module@version` refuses.
