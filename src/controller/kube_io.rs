@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -202,7 +202,10 @@ pub async fn watch_nodeenis(
     reconciler: Arc<Reconciler>,
     synced: Arc<tokio::sync::Semaphore>,
 ) {
-    let mut events = watcher(Api::<NodeENI>::all(client), watcher::Config::default()).boxed();
+    // managedFields are the bulk of a NodeENI with many entries, and of no use here.
+    let mut events = watcher(Api::<NodeENI>::all(client), watcher::Config::default())
+        .map_ok(|event| event.modify(|nodeeni| nodeeni.metadata.managed_fields = None))
+        .boxed();
     let mut initial = BTreeMap::new();
     while let Some(event) = events.next().await {
         let changed = match event {
