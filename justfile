@@ -14,11 +14,12 @@ demo *ARGS: sandbox-deps
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
-# Format and lint checks, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3)
+# Format and lint checks, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3, the sandbox), then the static binary
 test: lint venv
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" cargo test --all-targets
     just ec2-sim-check
     just e2e
+    just static-binary
 
 # rustfmt and clippy, warnings denied
 lint:
@@ -37,6 +38,20 @@ crd:
 # Regenerate manifests/multi-eni.yaml: the chart rendered with its default values
 manifests:
     tests/tools/manifests.sh > manifests/multi-eni.yaml
+
+# Build the static binary as the Containerfile does; fail unless it is static, runs and weighs at most 15 MB
+static-binary:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bin="$(tests/tools/static-build.sh | tail -n1)"
+    echo "$bin: $(file -b "$bin")"
+    file -b "$bin" | grep -Eq 'static(-pie)? linked' || { echo "not statically linked" >&2; exit 1; }
+    ldd "$bin" 2>&1 | grep -Eq 'not a dynamic executable|statically linked' || { echo "ldd lists shared libraries" >&2; exit 1; }
+    "$bin" --version
+    "$bin" crd print | cmp -s - manifests/crd.yaml || { echo "crd print differs from manifests/crd.yaml" >&2; exit 1; }
+    size=$(stat -c %s "$bin")
+    echo "size: $(awk -v b="$size" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }')"
+    (( size <= 15000000 )) || { echo "larger than 15 MB" >&2; exit 1; }
 
 # The Python tools the tests use (moto's EC2 server), in a virtualenv under the cache
 venv:

@@ -2,8 +2,11 @@
 //! validated, in step with the checked-in manifests, accepted by a real API server, and each
 //! ServiceAccount allowed what its component does and nothing more.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
+
+use serde::Deserialize as _;
 
 use crate::support::control_plane::{self, testbins};
 use crate::support::repo_file;
@@ -148,6 +151,72 @@ fn schema_rejects_bad_values_naming_them() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The defaults `multi-eni <command> --help` shows, by environment variable.
+fn binary_defaults(command: &str) -> BTreeMap<String, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_multi-eni"))
+        .args([command, "--help"])
+        .output()
+        .unwrap();
+    let help = succeeded(&format!("multi-eni {command} --help"), &output);
+    let mut defaults = BTreeMap::new();
+    let mut env = None;
+    for line in help.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("[env: ") {
+            env = rest.split('=').next().map(str::to_owned);
+        } else if let Some(rest) = line.strip_prefix("[default: ")
+            && let Some(name) = env.take()
+        {
+            defaults.insert(name, rest.trim_end_matches(']').to_owned());
+        }
+    }
+    defaults
+}
+
+/// The environment variables with a literal value of the container of the `kind` workload.
+fn rendered_env(rendered: &str, kind: &str) -> BTreeMap<String, String> {
+    let workload = serde_yaml::Deserializer::from_str(rendered)
+        .map(|document| serde_yaml::Value::deserialize(document).unwrap())
+        .find(|object| object["kind"].as_str() == Some(kind))
+        .unwrap_or_else(|| panic!("no {kind} rendered"));
+    let env = workload["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_sequence()
+        .unwrap();
+    env.iter()
+        .filter_map(|var| Some((var["name"].as_str()?.into(), var["value"].as_str()?.into())))
+        .collect()
+}
+
+#[test]
+fn chart_defaults_are_the_binarys() {
+    let rendered = render("multi-eni", "kube-system", &["clusterName=my-cluster"]).unwrap();
+    let mut differences = Vec::new();
+    for (kind, command, at_least) in [("Deployment", "controller", 8), ("DaemonSet", "manager", 2)]
+    {
+        let defaults = binary_defaults(command);
+        let mut compared = 0;
+        for (name, value) in rendered_env(&rendered, kind) {
+            let Some(default) = defaults.get(&name) else {
+                continue;
+            };
+            compared += 1;
+            if *default != value {
+                differences.push(format!(
+                    "{kind} sets {name}={value}, `multi-eni {command}` defaults to {default}"
+                ));
+            }
+        }
+        assert!(
+            compared >= at_least,
+            "{kind}: only {compared} defaults compared"
+        );
+    }
+    assert!(
+        differences.is_empty(),
+        "chart/values.yaml should keep the binary's defaults:\n{}",
+        differences.join("\n")
+    );
 }
 
 #[test]
