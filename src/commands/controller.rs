@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 
-use crate::controller::kube_io::{KubeIo, watch_nodeenis, watch_nodes};
+use crate::api::NodeENI;
+use crate::controller::kube_io::{KubeIo, watch};
 use crate::controller::leader::Election;
 use crate::controller::metrics::Metrics;
 use crate::controller::reconciler::{Reconciler, Settings};
@@ -152,12 +153,12 @@ impl Args {
         );
         // Each watch adds a permit when its first list is complete.
         let synced = Arc::new(tokio::sync::Semaphore::new(0));
-        tokio::spawn(watch_nodeenis(
+        tokio::spawn(watch::<NodeENI>(
             client.clone(),
             Arc::clone(&reconciler),
             Arc::clone(&synced),
         ));
-        tokio::spawn(watch_nodes(
+        tokio::spawn(watch::<k8s_openapi::api::core::v1::Node>(
             client.clone(),
             Arc::clone(&reconciler),
             Arc::clone(&synced),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -195,17 +195,84 @@ pub fn failure_reason(action: &Action, error: &Ec2Error) -> &'static str {
     }
 }
 
-/// Feeds NodeENIs into the reconciler; wakes it on spec, deletion, finalizer or node-agent
-/// changes (the controller's own status writes alone do not wake it).
-pub async fn watch_nodeenis(
+/// What a watch keeps of its objects in the reconciler's [`Cluster`], by name, and which
+/// changes wake the reconciler.
+pub trait Kept:
+    Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static
+{
+    type Value;
+    fn keep(self) -> Self::Value;
+    fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, Self::Value>;
+    fn map_ref(cluster: &Cluster) -> &BTreeMap<String, Self::Value>;
+    /// Whether `before` becoming `after` (`None`: absent) can change a plan or a status.
+    fn matters(
+        cluster: &Cluster,
+        before: Option<&Self::Value>,
+        after: Option<&Self::Value>,
+    ) -> bool;
+}
+
+/// NodeENIs wake the reconciler on spec, deletion, finalizer or node-agent changes (the
+/// controller's own status writes alone do not). managedFields, the bulk of a NodeENI with
+/// many entries, are dropped.
+impl Kept for NodeENI {
+    type Value = NodeENI;
+
+    fn keep(mut self) -> NodeENI {
+        self.metadata.managed_fields = None;
+        self
+    }
+
+    fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, NodeENI> {
+        &mut cluster.nodeenis
+    }
+
+    fn map_ref(cluster: &Cluster) -> &BTreeMap<String, NodeENI> {
+        &cluster.nodeenis
+    }
+
+    fn matters(_: &Cluster, before: Option<&NodeENI>, after: Option<&NodeENI>) -> bool {
+        before.map(fingerprint) != after.map(fingerprint)
+    }
+}
+
+/// Nodes are kept small (name, labels, provider ID, deletion) and wake the reconciler only
+/// when one of those changes on a node that a NodeENI selects or selected.
+impl Kept for Node {
+    type Value = NodeInfo;
+
+    fn keep(self) -> NodeInfo {
+        node_info(&self)
+    }
+
+    fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, NodeInfo> {
+        &mut cluster.nodes
+    }
+
+    fn map_ref(cluster: &Cluster) -> &BTreeMap<String, NodeInfo> {
+        &cluster.nodes
+    }
+
+    fn matters(cluster: &Cluster, before: Option<&NodeInfo>, after: Option<&NodeInfo>) -> bool {
+        before != after
+            && cluster.nodeenis.values().any(|nodeeni| {
+                let selector = &nodeeni.spec.node_selector;
+                before
+                    .into_iter()
+                    .chain(after)
+                    .any(|node| node.matches(selector))
+            })
+    }
+}
+
+/// Feeds the objects of kind `K` into the reconciler; adds a permit to `synced` when the
+/// first list is complete.
+pub async fn watch<K: Kept>(
     client: Client,
     reconciler: Arc<Reconciler>,
     synced: Arc<tokio::sync::Semaphore>,
 ) {
-    // managedFields are the bulk of a NodeENI with many entries, and of no use here.
-    let mut events = watcher(Api::<NodeENI>::all(client), watcher::Config::default())
-        .map_ok(|event| event.modify(|nodeeni| nodeeni.metadata.managed_fields = None))
-        .boxed();
+    let mut events = watcher(Api::<K>::all(client), watcher::Config::default()).boxed();
     let mut initial = BTreeMap::new();
     while let Some(event) = events.next().await {
         let changed = match event {
@@ -213,31 +280,29 @@ pub async fn watch_nodeenis(
                 initial.clear();
                 false
             }
-            Ok(watcher::Event::InitApply(nodeeni)) => {
-                initial.insert(nodeeni.name_any(), nodeeni);
+            Ok(watcher::Event::InitApply(object)) => {
+                initial.insert(object.name_any(), object.keep());
                 false
             }
             Ok(watcher::Event::InitDone) => {
-                reconciler.cluster.lock().expect("cluster").nodeenis = std::mem::take(&mut initial);
+                *K::map(&mut reconciler.cluster.lock().expect("cluster")) =
+                    std::mem::take(&mut initial);
                 synced.add_permits(1);
                 true
             }
-            Ok(watcher::Event::Apply(nodeeni)) => {
+            Ok(watcher::Event::Apply(object)) => {
+                let (name, value) = (object.name_any(), object.keep());
                 let mut cluster = reconciler.cluster.lock().expect("cluster");
-                let before = cluster.nodeenis.insert(nodeeni.name_any(), nodeeni.clone());
-                before.is_none_or(|before| fingerprint(&before) != fingerprint(&nodeeni))
+                let before = K::map(&mut cluster).insert(name.clone(), value);
+                K::matters(&cluster, before.as_ref(), K::map_ref(&cluster).get(&name))
             }
-            Ok(watcher::Event::Delete(nodeeni)) => {
-                reconciler
-                    .cluster
-                    .lock()
-                    .expect("cluster")
-                    .nodeenis
-                    .remove(&nodeeni.name_any());
-                true
+            Ok(watcher::Event::Delete(object)) => {
+                let mut cluster = reconciler.cluster.lock().expect("cluster");
+                let before = K::map(&mut cluster).remove(&object.name_any());
+                K::matters(&cluster, before.as_ref(), None)
             }
             Err(error) => {
-                tracing::warn!(%error, "NodeENI watch failed; retrying");
+                tracing::warn!(%error, kind = K::kind(&()).as_ref(), "watch failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 false
             }
@@ -264,53 +329,6 @@ fn fingerprint(nodeeni: &NodeENI) -> serde_json::Value {
     ])
 }
 
-/// Feeds Nodes into the reconciler, kept small (name, labels, provider ID, deletion); wakes it
-/// only when one of those changes on a node that a NodeENI selects or selected.
-pub async fn watch_nodes(
-    client: Client,
-    reconciler: Arc<Reconciler>,
-    synced: Arc<tokio::sync::Semaphore>,
-) {
-    let mut events = watcher(Api::<Node>::all(client), watcher::Config::default()).boxed();
-    let mut initial = BTreeMap::new();
-    while let Some(event) = events.next().await {
-        let changed = match event {
-            Ok(watcher::Event::Init) => {
-                initial.clear();
-                false
-            }
-            Ok(watcher::Event::InitApply(node)) => {
-                initial.insert(node.name_any(), node_info(&node));
-                false
-            }
-            Ok(watcher::Event::InitDone) => {
-                reconciler.cluster.lock().expect("cluster").nodes = std::mem::take(&mut initial);
-                synced.add_permits(1);
-                true
-            }
-            Ok(watcher::Event::Apply(node)) => {
-                let info = node_info(&node);
-                let mut cluster = reconciler.cluster.lock().expect("cluster");
-                let before = cluster.nodes.insert(info.name.clone(), info.clone());
-                before.as_ref() != Some(&info) && selected(&cluster, before.as_ref(), &info)
-            }
-            Ok(watcher::Event::Delete(node)) => {
-                let mut cluster = reconciler.cluster.lock().expect("cluster");
-                let before = cluster.nodes.remove(&node.name_any());
-                before.is_some_and(|before| selected(&cluster, None, &before))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Node watch failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                false
-            }
-        };
-        if changed {
-            reconciler.wake.notify_one();
-        }
-    }
-}
-
 fn node_info(node: &Node) -> NodeInfo {
     let provider_id = node
         .spec
@@ -322,12 +340,4 @@ fn node_info(node: &Node) -> NodeInfo {
         provider_id,
         node.metadata.deletion_timestamp.is_some(),
     )
-}
-
-/// Whether any NodeENI selects the node now or selected it before.
-fn selected(cluster: &Cluster, before: Option<&NodeInfo>, after: &NodeInfo) -> bool {
-    cluster.nodeenis.values().any(|nodeeni| {
-        let selector = &nodeeni.spec.node_selector;
-        after.matches(selector) || before.is_some_and(|before| before.matches(selector))
-    })
 }
