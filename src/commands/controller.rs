@@ -90,12 +90,7 @@ fn parse_budget(value: &str) -> Result<f64, String> {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        crate::logging::init(self.log_format);
-        // One thread: the controller waits on the network nearly all the time, and stays small.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(self.serve())
+        super::run_on_one_thread(self.log_format, self.serve())
     }
 
     async fn serve(self) -> anyhow::Result<ExitCode> {

@@ -75,12 +75,7 @@ pub struct Args {
 
 impl Args {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        crate::logging::init(self.log_format);
-        // One thread: the agent waits on events nearly all the time, and stays small.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(self.serve())
+        super::run_on_one_thread(self.log_format, self.serve())
     }
 
     async fn serve(self) -> anyhow::Result<ExitCode> {
