@@ -150,7 +150,7 @@ async fn run(
             });
             if let Some(value) = source_dest_check {
                 ec2.set_source_dest_check(&eni_id, value).await?;
-                update(&|view| set(view, &eni_id, |eni| eni.source_dest_check = Some(value)));
+                update(&|view| view.modify(&eni_id, |eni| eni.source_dest_check = Some(value)));
             }
             attach_and_protect(ec2, &update, &eni_id, &attach, done).await
         }
@@ -171,7 +171,7 @@ async fn run(
         }
         Action::SetSourceDestCheck { eni_id, value, .. } => {
             ec2.set_source_dest_check(&eni_id, value).await?;
-            update(&|view| set(view, &eni_id, |eni| eni.source_dest_check = Some(value)));
+            update(&|view| view.modify(&eni_id, |eni| eni.source_dest_check = Some(value)));
             done.push(Step::Modified { eni_id });
             Ok(())
         }
@@ -182,7 +182,7 @@ async fn run(
         } => {
             ec2.detach(&attachment_id, false).await?;
             update(&|view| {
-                set(view, &eni_id, |eni| {
+                view.modify(&eni_id, |eni| {
                     eni.status = EniStatus::Detaching;
                     if let Some(attachment) = &mut eni.attachment {
                         attachment.status = AttachmentStatus::Detaching;
@@ -219,7 +219,7 @@ async fn attach_and_protect(
         )
         .await?;
     update(&|view| {
-        set(view, eni_id, |eni| {
+        view.modify(eni_id, |eni| {
             eni.status = EniStatus::Attaching;
             eni.attachment = Some(EniAttachment {
                 id: attachment_id.clone(),
@@ -247,12 +247,8 @@ async fn attach_and_protect(
     Ok(())
 }
 
-fn set(view: &mut View, eni_id: &str, change: impl FnOnce(&mut Eni)) {
-    view.modify(eni_id, change);
-}
-
 fn set_delete_on_termination(view: &mut View, eni_id: &str, value: bool) {
-    set(view, eni_id, |eni| {
+    view.modify(eni_id, |eni| {
         if let Some(attachment) = &mut eni.attachment {
             attachment.delete_on_termination = value;
         }
@@ -291,7 +287,7 @@ mod tests {
             Instant::now(),
         );
         let sent = Instant::now();
-        set(&mut view, "eni-1", |eni| eni.status = EniStatus::Attaching);
+        view.modify("eni-1", |eni| eni.status = EniStatus::Attaching);
         view.forget("eni-2");
         // The answer to a describe sent before those changes still shows the old state.
         view.replace(

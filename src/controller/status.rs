@@ -52,7 +52,7 @@ pub fn build(input: &Input) -> NodeENIStatus {
         };
         let eni = report.eni.as_ref();
         let attachment = eni.and_then(|eni| eni.attachment.as_ref());
-        let mut entry = Attachment {
+        let entry = Attachment {
             node_name: slot.owner.node.clone(),
             subnet_id: slot.subnet.id.clone(),
             instance_id: Some(slot.owner.instance.clone()),
@@ -69,30 +69,23 @@ pub fn build(input: &Input) -> NodeENIStatus {
             message: report.message.clone(),
             ..Attachment::default()
         };
-        entry.last_transition_time = transition_time(
-            previous(&entry.node_name, &entry.subnet_id),
-            &entry,
-            &input.now,
-        );
         attachments.push(entry);
     }
     for problem in &input.desired.problems {
-        let mut entry = Attachment {
+        let entry = Attachment {
             node_name: problem.node.clone(),
             state: Some(AttachmentState::Failed),
             reason: Some(problem.reason.to_owned()),
             message: Some(problem.message.clone()),
             ..Attachment::default()
         };
-        entry.last_transition_time =
-            transition_time(previous(&entry.node_name, ""), &entry, &input.now);
         attachments.push(entry);
     }
     for eni in input.releasing {
         let Some(owner) = Owner::from_tags(&eni.tags) else {
             continue;
         };
-        let mut entry = Attachment {
+        let entry = Attachment {
             node_name: owner.node,
             subnet_id: owner.subnet,
             instance_id: Some(owner.instance),
@@ -106,12 +99,11 @@ pub fn build(input: &Input) -> NodeENIStatus {
             ),
             ..Attachment::default()
         };
-        entry.last_transition_time = transition_time(
-            previous(&entry.node_name, &entry.subnet_id),
-            &entry,
-            &input.now,
-        );
         attachments.push(entry);
+    }
+    for entry in &mut attachments {
+        let previous = previous(&entry.node_name, &entry.subnet_id);
+        entry.last_transition_time = transition_time(previous, entry, &input.now);
     }
     attachments.sort_by(|a, b| (&a.node_name, &a.subnet_id).cmp(&(&b.node_name, &b.subnet_id)));
 
