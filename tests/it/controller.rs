@@ -100,11 +100,15 @@ async fn nodes_come_and_go() {
             enis.len() == 2 && enis.iter().all(|e| e.tags[NODE_TAG] != "n1")
         })
         .await;
-    assert!(
-        event_reasons(&cluster, "multus")
-            .await
-            .contains(&"Deleted".into())
-    );
+    // The event follows the delete (it is published once EC2 has answered).
+    let deadline = std::time::Instant::now() + WAIT;
+    while !event_reasons(&cluster, "multus")
+        .await
+        .contains(&"Deleted".into())
+    {
+        assert!(std::time::Instant::now() < deadline, "no Deleted event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A deleted node loses its ENI.
     cluster.delete_node("n2").await;
