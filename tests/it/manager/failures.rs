@@ -41,33 +41,51 @@ async fn assert_left_alone(ns: &TestNetns, index: u32, what: &str) {
     );
 }
 
+/// One NodeENI of one subnet, of which node `node` has one ENI.
+struct Entry {
+    nodeeni: &'static str,
+    node: &'static str,
+    subnet: &'static str,
+}
+
+impl Entry {
+    /// Creates the NodeENI with `spec` and writes the controller's entry, the ENI at `mac`.
+    async fn create(&self, spec: serde_json::Value, mac: &str) {
+        let mut spec = spec;
+        spec["subnetIDs"] = json!([self.subnet]);
+        create_nodeeni(self.nodeeni, &spec).await;
+        let entry = attached(self.node, self.subnet, mac, 1);
+        controller_writes(self.nodeeni, &[entry]).await;
+    }
+
+    /// The agent's message once it reports the entry not configured.
+    async fn refusal(&self) -> String {
+        let entry = wait_for_entry(self.nodeeni, self.node, self.subnet, "a refusal", |e| {
+            e.configured == Some(false) && e.interface_message.is_some()
+        })
+        .await;
+        entry.interface_message.unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_name_held_by_another_link_leaves_the_link_up_and_quiet() {
     let dir = tempfile::tempdir().unwrap();
-    let node = "flap-node";
-    let subnet = "subnet-0000000e";
-    create_nodeeni(
-        "flap-taken",
-        &json!({"subnetIDs": [subnet], "interfaceName": "net-c", "mtu": 9001}),
-    )
-    .await;
-    controller_writes(
-        "flap-taken",
-        &[attached(node, subnet, "02:00:00:00:05:0e", 1)],
-    )
-    .await;
+    let entry = Entry {
+        nodeeni: "flap-taken",
+        node: "flap-node",
+        subnet: "subnet-0000000e",
+    };
+    let spec = json!({"interfaceName": "net-c", "mtu": 9001});
+    entry.create(spec, "02:00:00:00:05:0e").await;
     let ns = TestNetns::new();
     ns.add_link("net-c", "02:00:00:00:09:0e").await;
     ns.add_link("ens9", "02:00:00:00:05:0e").await;
     ns.set_up("ens9").await;
     let index = ns.link("ens9").await.unwrap().index;
-    let agent = start_agent(&ns, config(node, dir.path())).await;
+    let agent = start_agent(&ns, config(entry.node, dir.path())).await;
 
-    let entry = wait_for_entry("flap-taken", node, subnet, "the conflict", |e| {
-        e.configured == Some(false) && e.interface_message.is_some()
-    })
-    .await;
-    let message = entry.interface_message.unwrap();
+    let message = entry.refusal().await;
     assert!(message.contains("net-c is taken"), "{message}");
     wait_for("ens9 up with MTU 9001", || async {
         ns.is_configured("ens9", 9001).await
@@ -77,7 +95,7 @@ async fn a_name_held_by_another_link_leaves_the_link_up_and_quiet() {
 
     // A restarted agent makes one attempt, which changes nothing.
     drop(agent);
-    let _agent = start_agent(&ns, config(node, dir.path())).await;
+    let _agent = start_agent(&ns, config(entry.node, dir.path())).await;
     assert_left_alone(&ns, index, "after a restart").await;
     assert!(ns.is_configured("ens9", 9001).await);
 
@@ -99,31 +117,22 @@ async fn a_name_held_by_another_link_leaves_the_link_up_and_quiet() {
 #[tokio::test]
 async fn an_mtu_the_device_refuses_is_reported_and_not_tried_again() {
     let dir = tempfile::tempdir().unwrap();
-    let node = "mtu-node";
-    let subnet = "subnet-0000000f";
-    create_nodeeni(
-        "mtu-refused",
-        &json!({"subnetIDs": [subnet], "interfaceName": "data", "mtu": 9001}),
-    )
-    .await;
-    controller_writes(
-        "mtu-refused",
-        &[attached(node, subnet, "02:00:00:00:06:0f", 1)],
-    )
-    .await;
+    let entry = Entry {
+        nodeeni: "mtu-refused",
+        node: "mtu-node",
+        subnet: "subnet-0000000f",
+    };
+    let spec = json!({"interfaceName": "data", "mtu": 9001});
+    entry.create(spec, "02:00:00:00:06:0f").await;
     let ns = TestNetns::new();
     // A VXLAN over a 1500-byte device takes at most 1450 (the kernel answers EINVAL above).
     ns.add_link("lower", "02:00:00:00:09:0f").await;
     ns.add_vxlan("vx0", "02:00:00:00:06:0f", 42, 4789, Some("lower"))
         .await;
     let index = ns.link("vx0").await.unwrap().index;
-    let _agent = start_agent(&ns, config(node, dir.path())).await;
+    let _agent = start_agent(&ns, config(entry.node, dir.path())).await;
 
-    let entry = wait_for_entry("mtu-refused", node, subnet, "the refusal", |e| {
-        e.configured == Some(false) && e.interface_message.is_some()
-    })
-    .await;
-    let message = entry.interface_message.unwrap();
+    let message = entry.refusal().await;
     assert!(
         message.contains("MTU 1450 to 9001") && message.contains("spec.mtu"),
         "{message}"
@@ -135,31 +144,22 @@ async fn an_mtu_the_device_refuses_is_reported_and_not_tried_again() {
 #[tokio::test]
 async fn a_link_the_kernel_will_not_set_up_is_reported_and_retried_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let node = "up-node";
-    let subnet = "subnet-00000010";
-    create_nodeeni(
-        "up-refused",
-        &json!({"subnetIDs": [subnet], "interfaceName": "tunnel"}),
-    )
-    .await;
-    controller_writes(
-        "up-refused",
-        &[attached(node, subnet, "02:00:00:00:07:10", 1)],
-    )
-    .await;
+    let entry = Entry {
+        nodeeni: "up-refused",
+        node: "up-node",
+        subnet: "subnet-00000010",
+    };
+    let spec = json!({"interfaceName": "tunnel"});
+    entry.create(spec, "02:00:00:00:07:10").await;
     let ns = TestNetns::new();
     // A VXLAN opens its UDP port when set up: EADDRINUSE while a socket holds the port.
     let holder = ns.bind_udp(4790);
     ns.add_vxlan("vx1", "02:00:00:00:07:10", 43, 4790, None)
         .await;
     let index = ns.link("vx1").await.unwrap().index;
-    let _agent = start_agent(&ns, config(node, dir.path())).await;
+    let _agent = start_agent(&ns, config(entry.node, dir.path())).await;
 
-    let entry = wait_for_entry("up-refused", node, subnet, "the refusal", |e| {
-        e.configured == Some(false) && e.interface_message.is_some()
-    })
-    .await;
-    let message = entry.interface_message.unwrap();
+    let message = entry.refusal().await;
     assert!(message.contains("set up on tunnel failed"), "{message}");
     assert_left_alone(&ns, index, "after the refused set up").await;
 
