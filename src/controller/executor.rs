@@ -148,14 +148,13 @@ async fn run(
             done.push(Step::Created {
                 eni_id: eni_id.clone(),
             });
-            if let Some(value) = source_dest_check {
-                ec2.set_source_dest_check(&eni_id, value).await?;
-                update(&|view| view.modify(&eni_id, |eni| eni.source_dest_check = Some(value)));
-            }
-            match attach_and_protect(ec2, &update, &eni_id, &attach, done).await {
+            let check = source_dest_check;
+            // EC2 may not know the new ENI yet: what it refused for that is done again once it
+            // does, within the consistency allowance.
+            match set_up_created(ec2, &update, &eni_id, check, &attach, done).await {
                 Err(error) if unknown_eni(&error) && done.len() == 1 => {
                     known_within_allowance(ec2, &eni_id).await?;
-                    attach_and_protect(ec2, &update, &eni_id, &attach, done).await
+                    set_up_created(ec2, &update, &eni_id, check, &attach, done).await
                 }
                 other => other,
             }
@@ -239,6 +238,22 @@ async fn known_within_allowance(ec2: &Ec2, eni_id: &str) -> Result<(), Ec2Error>
         }
         pause *= 2;
     }
+}
+
+/// What follows a create: the source/destination check if asked, then attach and protect.
+async fn set_up_created(
+    ec2: &Ec2,
+    update: &impl Fn(&dyn Fn(&mut View)),
+    eni_id: &str,
+    source_dest_check: Option<bool>,
+    attach: &AttachTo,
+    done: &mut Vec<Step>,
+) -> Result<(), Ec2Error> {
+    if let Some(value) = source_dest_check {
+        ec2.set_source_dest_check(eni_id, value).await?;
+        update(&|view| view.modify(eni_id, |eni| eni.source_dest_check = Some(value)));
+    }
+    attach_and_protect(ec2, update, eni_id, attach, done).await
 }
 
 /// Attach, then DeleteOnTermination (not an attach parameter; if it fails the next plan

@@ -225,3 +225,31 @@ async fn a_missing_network_card_and_an_unknown_instance_have_reasons_of_their_ow
     );
     cluster.kill_controller();
 }
+
+#[tokio::test]
+async fn a_new_eni_ec2_does_not_know_yet_is_waited_for_not_replaced() {
+    // For 600 ms after its create, EC2 answers NotFound for the ENI (eventual consistency):
+    // the source/destination check and the attach right after the create meet it.
+    let config = SimConfig {
+        consistency_window_ms: 600,
+        ..fast()
+    };
+    let mut cluster = SimCluster::start(config).await;
+    cluster
+        .add_node("n1", ZONES[0], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    cluster.start_controller(&[]);
+    let spec = json!({"nodeSelector": {"ng": "multi-eni"}, "subnetID": cluster.subnets[ZONES[0]], "securityGroupIDs": [cluster.security_group], "sourceDestCheck": false});
+    cluster.apply_nodeeni("multus", spec).await;
+    cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    let stats = cluster.sim.stats();
+    assert_eq!(
+        stats.action("CreateNetworkInterface").calls,
+        1,
+        "the same ENI, once EC2 knows it"
+    );
+    let enis = cluster.owned_enis().await;
+    assert_one_attached_eni_per_slot(&enis, 1);
+    assert_eq!(enis[0].source_dest_check, Some(false));
+    cluster.kill_controller();
+}
