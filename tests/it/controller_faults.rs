@@ -35,6 +35,22 @@ async fn two_converged_nodes(cluster: &mut SimCluster) {
         .await;
 }
 
+/// One node with the ENI of NodeENI "multus" (with the `extra` spec fields), Ready.
+async fn one_node_ready(config: SimConfig, extra: &serde_json::Value) -> SimCluster {
+    let mut cluster = SimCluster::start(config).await;
+    cluster
+        .add_node("n1", ZONES[0], "m5.large", &[("ng", "multi-eni")])
+        .await;
+    cluster.start_controller(&[]);
+    let mut spec = json!({"nodeSelector": {"ng": "multi-eni"}, "subnetID": cluster.subnets[ZONES[0]], "securityGroupIDs": [cluster.security_group]});
+    for (field, value) in extra.as_object().expect("spec fields") {
+        spec[field] = value.clone();
+    }
+    cluster.apply_nodeeni("multus", spec).await;
+    cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    cluster
+}
+
 async fn unselect_n1(cluster: &SimCluster) {
     cluster.label_node("n1", "ng", None).await;
     cluster
@@ -114,14 +130,7 @@ async fn a_deletion_interrupted_by_a_restart_ends_as_soon_as_the_eni_is_availabl
         detach_latency_ms: 15_000,
         ..fast()
     };
-    let mut cluster = SimCluster::start(config).await;
-    cluster
-        .add_node("n1", ZONES[0], "m5.large", &[("ng", "multi-eni")])
-        .await;
-    cluster.start_controller(&[]);
-    let spec = json!({"nodeSelector": {"ng": "multi-eni"}, "subnetID": cluster.subnets[ZONES[0]], "securityGroupIDs": [cluster.security_group]});
-    cluster.apply_nodeeni("multus", spec).await;
-    cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    let mut cluster = one_node_ready(config, &json!({})).await;
 
     (cluster.nodeenis())
         .delete("multus", &DeleteParams::default())
@@ -234,14 +243,7 @@ async fn a_new_eni_ec2_does_not_know_yet_is_waited_for_not_replaced() {
         consistency_window_ms: 600,
         ..fast()
     };
-    let mut cluster = SimCluster::start(config).await;
-    cluster
-        .add_node("n1", ZONES[0], "m5.large", &[("ng", "multi-eni")])
-        .await;
-    cluster.start_controller(&[]);
-    let spec = json!({"nodeSelector": {"ng": "multi-eni"}, "subnetID": cluster.subnets[ZONES[0]], "securityGroupIDs": [cluster.security_group], "sourceDestCheck": false});
-    cluster.apply_nodeeni("multus", spec).await;
-    cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    let mut cluster = one_node_ready(config, &json!({"sourceDestCheck": false})).await;
     let stats = cluster.sim.stats();
     assert_eq!(
         stats.action("CreateNetworkInterface").calls,
