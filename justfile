@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", cache / "targe
 default:
     @just --list
 
-# The local sandbox: the system on a real API server, without AWS or a cluster (--exit to stop at the end)
+# The local sandbox (root): the system on a real API server, without AWS or a cluster; stays up until Ctrl-C (--exit to stop at the end)
 demo *ARGS: sandbox-deps
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
@@ -53,7 +53,7 @@ static-binary:
     echo "size: $(awk -v b="$size" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }')"
     (( size <= 15000000 )) || { echo "larger than 15 MB" >&2; exit 1; }
 
-# The Python tools the tests use (moto's EC2 server), in a virtualenv under the cache
+# The Python tools the tests use (moto's EC2 server, boto3), in a virtualenv under the cache
 venv:
     test -x "{{cache}}/venv/bin/moto_server" || (python3 -m venv "{{cache}}/venv" && "{{cache}}/venv/bin/pip" install --quiet -r tests/tools/requirements.txt)
 

@@ -67,11 +67,28 @@ impl Owner {
 
     /// The ClientToken of this owner's ENI. `nodeeni_uid` tells apart a NodeENI deleted and
     /// created again under the same name; `incarnation` changes when an earlier ENI of the
-    /// same owner was deleted (EC2 answers a used token with the ENI it first created).
-    pub fn client_token(&self, nodeeni_uid: &str, incarnation: u32) -> String {
+    /// same owner was deleted: EC2 answers a used token with the result of its first request
+    /// ("Ensuring idempotency in Amazon EC2 API requests"), i.e. the ENI it created then,
+    /// even once that ENI is deleted. The first ENI of an owner is incarnation 0, so that a
+    /// restarted controller repeating an interrupted create gets the same ENI; later ones
+    /// take [`next_incarnation`].
+    pub fn client_token(&self, nodeeni_uid: &str, incarnation: u64) -> String {
         let identity = [&self.cluster, nodeeni_uid, &self.instance, &self.subnet];
         format!("multi-eni-{:016x}-{incarnation}", fnv1a(&identity))
     }
+}
+
+/// The incarnation after `previous` (`None`: 0 so far): the time in milliseconds since the
+/// Unix epoch, and more than `previous`. Not a counter: a counter restarts with the process,
+/// and would meet again the tokens an earlier process used (each a wasted create), whereas
+/// no earlier process can have used a value from this very millisecond.
+pub fn next_incarnation(previous: Option<u64>, now: std::time::SystemTime) -> u64 {
+    let millis = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+    previous.map_or(millis, |previous| millis.max(previous.saturating_add(1)))
 }
 
 /// FNV-1a over the parts, separated: stable across processes and Rust versions.
@@ -127,5 +144,10 @@ mod tests {
             ..owner()
         };
         assert_ne!(token, other_subnet.client_token("uid-1", 0));
+        let now = std::time::SystemTime::now();
+        let next = next_incarnation(None, now);
+        assert!(next > 0);
+        assert!(next_incarnation(Some(next), now) > next, "always more");
+        assert!(owner().client_token("uid-1", u64::MAX).len() <= 64);
     }
 }

@@ -46,7 +46,8 @@ pub struct Args {
     #[arg(long, env = "EC2_BUDGET", default_value_t = 0.95, value_parser = parse_budget)]
     pub ec2_budget: f64,
 
-    /// How long an owned ENI that belongs to nothing may stay `available` before it is deleted.
+    /// How long an owned ENI whose NodeENI this controller does not see may stay `available`
+    /// before it is deleted (unwanted ENIs of NodeENIs it sees go as soon as they are).
     #[arg(long, env = "GC_GRACE_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
     pub gc_grace_period: Duration,
 

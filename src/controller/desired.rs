@@ -7,6 +7,8 @@ use crate::api::NodeENISpec;
 use crate::ec2::types::Subnet;
 use crate::ownership::Owner;
 
+use super::reasons;
+
 /// A node as the controller needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -103,7 +105,7 @@ pub fn desired(
         let (Some(zone), Some(instance)) = (&node.zone, &node.instance) else {
             desired.problems.push(NodeProblem {
                 node: node.name.clone(),
-                reason: "NoProviderID",
+                reason: reasons::NO_PROVIDER_ID,
                 message: "the node has no AWS provider ID (aws:///<zone>/<instance-id>)".into(),
             });
             continue;
@@ -117,7 +119,7 @@ pub fn desired(
             let ids: Vec<&str> = resolved.subnets.iter().map(|s| s.id.as_str()).collect();
             desired.problems.push(NodeProblem {
                 node: node.name.clone(),
-                reason: "NoSubnetInZone",
+                reason: reasons::NO_SUBNET_IN_ZONE,
                 message: format!(
                     "none of the subnets [{}] is in the node's zone {zone}",
                     ids.join(", ")

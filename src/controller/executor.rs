@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ec2::types::{AttachmentStatus, Eni, EniAttachment, EniStatus};
 use crate::ec2::{Ec2, Error as Ec2Error, ErrorKind};
@@ -148,11 +148,16 @@ async fn run(
             done.push(Step::Created {
                 eni_id: eni_id.clone(),
             });
-            if let Some(value) = source_dest_check {
-                ec2.set_source_dest_check(&eni_id, value).await?;
-                update(&|view| view.modify(&eni_id, |eni| eni.source_dest_check = Some(value)));
+            let check = source_dest_check;
+            // EC2 may not know the new ENI yet: what it refused for that is done again once it
+            // does, within the consistency allowance.
+            match set_up_created(ec2, &update, &eni_id, check, &attach, done).await {
+                Err(error) if unknown_eni(&error) && done.len() == 1 => {
+                    known_within_allowance(ec2, &eni_id).await?;
+                    set_up_created(ec2, &update, &eni_id, check, &attach, done).await
+                }
+                other => other,
             }
-            attach_and_protect(ec2, &update, &eni_id, &attach, done).await
         }
         Action::Attach { eni_id, attach, .. } => {
             attach_and_protect(ec2, &update, &eni_id, &attach, done).await
@@ -199,6 +204,56 @@ async fn run(
             Ok(())
         }
     }
+}
+
+/// How long EC2 may not know a network interface its create has just answered with: its
+/// API is eventually consistent ("a Describe right after a Create can briefly answer
+/// InvalidNetworkInterfaceID.NotFound"). Past this, an ENI it still does not know is one a
+/// reused ClientToken named after that ENI was deleted.
+const CONSISTENCY_ALLOWANCE: Duration = Duration::from_secs(2);
+
+fn unknown_eni(error: &Ec2Error) -> bool {
+    error.code.starts_with("InvalidNetworkInterfaceID")
+}
+
+/// Waits (describing it, with doubling pauses) until EC2 knows the ENI; the last describe's
+/// NotFound when it does not within [`CONSISTENCY_ALLOWANCE`].
+async fn known_within_allowance(ec2: &Ec2, eni_id: &str) -> Result<(), Ec2Error> {
+    let deadline = Instant::now() + CONSISTENCY_ALLOWANCE;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        tokio::time::sleep(pause).await;
+        if ec2.eni_exists(eni_id).await? {
+            return Ok(());
+        }
+        if Instant::now() + pause * 2 > deadline {
+            return Err(Ec2Error {
+                kind: ErrorKind::NotFound,
+                action: "DescribeNetworkInterfaces",
+                code: "InvalidNetworkInterfaceID.NotFound".into(),
+                message: format!(
+                    "the network interface '{eni_id}' that CreateNetworkInterface answered with does not exist (its ClientToken was used before, for an ENI since deleted)"
+                ),
+            });
+        }
+        pause *= 2;
+    }
+}
+
+/// What follows a create: the source/destination check if asked, then attach and protect.
+async fn set_up_created(
+    ec2: &Ec2,
+    update: &impl Fn(&dyn Fn(&mut View)),
+    eni_id: &str,
+    source_dest_check: Option<bool>,
+    attach: &AttachTo,
+    done: &mut Vec<Step>,
+) -> Result<(), Ec2Error> {
+    if let Some(value) = source_dest_check {
+        ec2.set_source_dest_check(eni_id, value).await?;
+        update(&|view| view.modify(eni_id, |eni| eni.source_dest_check = Some(value)));
+    }
+    attach_and_protect(ec2, update, eni_id, attach, done).await
 }
 
 /// Attach, then DeleteOnTermination (not an attach parameter; if it fails the next plan

@@ -13,7 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::{NodeENI, NodeENIStatus};
-use crate::ec2::{Error as Ec2Error, ErrorKind};
+use crate::ec2::Error as Ec2Error;
 
 use super::desired::NodeInfo;
 use super::executor::Step;
@@ -51,10 +51,11 @@ impl KubeIo {
         }
         let mut finalizers = nodeeni.finalizers().to_vec();
         finalizers.push(FINALIZER.into());
-        self.set_finalizers(nodeeni, finalizers).await
+        self.set_finalizers(nodeeni, finalizers).await.map(drop)
     }
 
-    pub async fn remove_finalizer(&self, nodeeni: &NodeENI) -> kube::Result<()> {
+    /// Removes the finalizer; false when the object changed since it was read (409), or is gone.
+    pub async fn remove_finalizer(&self, nodeeni: &NodeENI) -> kube::Result<bool> {
         let finalizers: Vec<String> = nodeeni
             .finalizers()
             .iter()
@@ -64,8 +65,13 @@ impl KubeIo {
         self.set_finalizers(nodeeni, finalizers).await
     }
 
-    /// A merge patch guarded by the resourceVersion, so another writer's finalizer is not lost.
-    async fn set_finalizers(&self, nodeeni: &NodeENI, finalizers: Vec<String>) -> kube::Result<()> {
+    /// A merge patch guarded by the resourceVersion, so another writer's finalizer is not lost;
+    /// false when the object changed meanwhile (or is gone).
+    async fn set_finalizers(
+        &self,
+        nodeeni: &NodeENI,
+        finalizers: Vec<String>,
+    ) -> kube::Result<bool> {
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": nodeeni.resource_version()}});
         match self
             .nodeenis()
@@ -76,9 +82,8 @@ impl KubeIo {
             )
             .await
         {
-            // Changed meanwhile (or gone): the watch brings the new object and another pass.
-            Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(()),
-            other => other.map(drop),
+            Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(false),
+            other => other.map(|_| true),
         }
     }
 
@@ -130,7 +135,7 @@ impl KubeIo {
             cluster,
             action,
             EventType::Warning,
-            failure_reason(action, error),
+            super::reasons::failure_reason(action, error),
             error.to_string(),
         )
         .await;
@@ -171,27 +176,7 @@ fn nodeeni_of(action: &Action) -> &str {
         | Action::Attach { slot, .. }
         | Action::SetDeleteOnTermination { slot, .. }
         | Action::SetSourceDestCheck { slot, .. } => &slot.nodeeni,
-        Action::Detach { nodeeni, .. } | Action::Delete { nodeeni, .. } => nodeeni,
-    }
-}
-
-/// The reason of a failed action, for events, status and conditions.
-pub fn failure_reason(action: &Action, error: &Ec2Error) -> &'static str {
-    match (error.kind, action) {
-        (ErrorKind::LimitExceeded, _) => "LimitExceeded",
-        (ErrorKind::InvalidInput, _) => "InvalidParameters",
-        (ErrorKind::Conflict, Action::Attach { .. } | Action::Create { .. })
-            if error.message.contains("device index") =>
-        {
-            "DeviceIndexInUse"
-        }
-        (_, Action::Create { .. }) => "CreateFailed",
-        (_, Action::Attach { .. }) => "AttachFailed",
-        (_, Action::SetDeleteOnTermination { .. } | Action::SetSourceDestCheck { .. }) => {
-            "ModifyFailed"
-        }
-        (_, Action::Detach { .. }) => "DetachFailed",
-        (_, Action::Delete { .. }) => "DeleteFailed",
+        Action::Detach { owner, .. } | Action::Delete { owner, .. } => &owner.nodeeni,
     }
 }
 

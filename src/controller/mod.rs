@@ -1,4 +1,5 @@
-//! The controller: reconciles NodeENIs against EC2. [`desired`] and [`plan`] are pure;
+//! The controller: reconciles NodeENIs against EC2. [`desired`], [`plan`] and [`reasons`]
+//! are pure;
 //! [`executor`] performs actions, [`kube_io`] talks to the API server, [`reconciler`] runs
 //! the loop.
 
@@ -8,6 +9,7 @@ pub mod kube_io;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod reasons;
 pub mod reconciler;
 pub mod resolve;
 pub mod status;

@@ -11,6 +11,7 @@ use crate::ec2::types::{
 use crate::ownership::Owner;
 
 use super::desired::Slot;
+use super::reasons;
 
 /// Where the NodeENI wants a slot's ENI, and how it should look.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,17 +24,31 @@ pub struct Want {
     pub network_card_index: i32,
     pub delete_on_termination: bool,
     pub source_dest_check: Option<bool>,
-    /// Bumped when an earlier ENI of this slot was deleted, so its ClientToken is fresh.
-    pub incarnation: u32,
+    /// Changed when an earlier ENI of this slot was deleted, so that its ClientToken is fresh
+    /// (see [`Owner::client_token`]).
+    pub incarnation: u64,
 }
 
 /// What EC2 says of an instance that has slots to fill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceFacts {
+    pub instance_type: String,
     pub state: InstanceState,
     pub interfaces: Vec<InstanceInterface>,
     /// `None` when the instance type's limits are unknown.
     pub limits: Option<NetworkLimits>,
+}
+
+/// What this process knows of a NodeENI that owned ENIs name in their tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeEniState {
+    /// Its slots are all among the wants: its ENIs that no slot wants are unwanted.
+    Planned,
+    /// Being deleted: every ENI of it goes.
+    Deleting,
+    /// Its subnets or security groups could not be resolved, so what it wants is unknown:
+    /// its ENIs are left as they are.
+    Unresolved,
 }
 
 /// What is known besides the owned ENIs.
@@ -41,8 +56,14 @@ pub struct InstanceFacts {
 pub struct Context {
     /// Only ENIs tagged with this cluster are ever acted on.
     pub cluster: String,
+    /// The NodeENIs this process sees (its watch cache, listed after it took the lease). An
+    /// owned ENI whose NodeENI is not here belongs to an owner it cannot see: it is removed
+    /// only after the grace period.
+    pub nodeenis: BTreeMap<String, NodeEniState>,
     /// Instances of the wanted slots, by ID; a missing entry means "not described yet".
     pub instances: BTreeMap<String, InstanceFacts>,
+    /// Instances of wanted slots that EC2 does not know (InvalidInstanceID.NotFound).
+    pub unknown_instances: BTreeSet<String>,
     /// Slots whose last attempt failed, and until when to leave them alone.
     pub failures: BTreeMap<Owner, Failure>,
     /// Slots with an action under way.
@@ -51,7 +72,7 @@ pub struct Context {
     pub held: BTreeSet<String>,
     /// ENIs this process detached to remove them: deleted as soon as they are available.
     pub detached_by_us: BTreeSet<String>,
-    /// Owned ENIs that belong to nothing, and since when they have been seen so.
+    /// Owned ENIs whose owner this process cannot see, and since when they have been seen so.
     pub orphans_since: BTreeMap<String, Instant>,
     pub gc_grace: Duration,
     pub now: Option<Instant>,
@@ -101,14 +122,14 @@ pub enum Action {
         eni_id: String,
         value: bool,
     },
-    /// Removal of an ENI no slot wants; `nodeeni` is its NodeENI tag (for events).
+    /// Removal of an ENI no slot wants; `owner` is what its tags say.
     Detach {
-        nodeeni: String,
+        owner: Owner,
         eni_id: String,
         attachment_id: String,
     },
     Delete {
-        nodeeni: String,
+        owner: Owner,
         eni_id: String,
     },
 }
@@ -128,8 +149,10 @@ pub struct Plan {
     pub reports: BTreeMap<Owner, SlotReport>,
     /// Instances whose facts are needed to go on.
     pub describe: BTreeSet<String>,
-    /// Owned ENIs that belong to no wanted slot.
+    /// Owned ENIs that belong to no wanted slot (those of unresolved NodeENIs aside).
     pub orphans: Vec<String>,
+    /// Of the orphans, those whose owner this process cannot see (the grace period's).
+    pub unseen: Vec<String>,
 }
 
 /// Plans every wanted slot against the owned ENIs.
@@ -162,13 +185,19 @@ pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
     for want in wants {
         let owner = &want.slot.owner;
         let mut enis = by_owner.remove(owner).unwrap_or_default();
-        if gone(&owner.instance) {
+        if let Some(facts) = context.instances.get(&owner.instance)
+            && facts.state.is_gone()
+        {
             plan.orphans.extend(enis.iter().map(|eni| eni.id.clone()));
-            let message = format!("instance {} is terminated", owner.instance);
+            let message = format!(
+                "instance {} is {}: its ENIs are removed",
+                owner.instance,
+                facts.state.name()
+            );
             let report = SlotReport {
                 state: AttachmentState::Deleting,
                 eni: None,
-                reason: Some("InstanceTerminated".into()),
+                reason: Some(reasons::INSTANCE_TERMINATED.into()),
                 message: Some(message),
             };
             plan.reports.insert(owner.clone(), report);
@@ -185,12 +214,25 @@ pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
         let report = plan_slot(want, keep, context, &mut reserved, &mut plan);
         plan.reports.insert(owner.clone(), report);
     }
-    plan.orphans
-        .extend(by_owner.into_values().flatten().map(|eni| eni.id.clone()));
+    // What an unresolved NodeENI wants is unknown: its ENIs are neither wanted nor unwanted.
+    let unresolved =
+        |owner: &Owner| context.nodeenis.get(&owner.nodeeni) == Some(&NodeEniState::Unresolved);
+    plan.orphans.extend(
+        by_owner
+            .into_iter()
+            .filter(|(owner, _)| !unresolved(owner))
+            .flat_map(|(_, enis)| enis.into_iter().map(|eni| eni.id.clone())),
+    );
     let orphans: BTreeSet<&String> = plan.orphans.iter().collect();
     for eni in owned.into_iter().filter(|eni| orphans.contains(&eni.id)) {
-        let instance_gone = Owner::from_tags(&eni.tags).is_some_and(|owner| gone(&owner.instance));
-        if let Some(action) = remove(eni, instance_gone, context) {
+        let Some(owner) = Owner::from_tags(&eni.tags) else {
+            continue;
+        };
+        let seen = gone(&owner.instance) || context.nodeenis.contains_key(&owner.nodeeni);
+        if !seen {
+            plan.unseen.push(eni.id.clone());
+        }
+        if let Some(action) = remove(eni, owner, seen, context) {
             plan.actions.push(action);
         }
     }
@@ -302,6 +344,18 @@ fn plan_attach(
     } else {
         AttachmentState::Pending
     };
+    if context.unknown_instances.contains(&owner.instance) {
+        let message = format!(
+            "EC2 does not know instance {}, which the node's provider ID names: is the node in this cluster's AWS account and Region?",
+            owner.instance
+        );
+        return SlotReport {
+            state: AttachmentState::Failed,
+            eni: eni.cloned(),
+            reason: Some(reasons::INSTANCE_NOT_FOUND.into()),
+            message: Some(message),
+        };
+    }
     let Some(instance) = context.instances.get(&owner.instance) else {
         plan.describe.insert(owner.instance.clone());
         return report(waiting, eni);
@@ -310,10 +364,11 @@ fn plan_attach(
         return SlotReport {
             state: waiting,
             eni: eni.cloned(),
-            reason: Some("InstanceNotRunning".into()),
+            reason: Some(reasons::INSTANCE_NOT_RUNNING.into()),
             message: Some(format!(
-                "instance {} is {:?}; waiting for it to run",
-                owner.instance, instance.state
+                "instance {} is {}; waiting for it to run",
+                owner.instance,
+                instance.state.name()
             )),
         };
     }
@@ -386,14 +441,27 @@ fn choose_index(
         )
         .collect();
     if let Some(limits) = &instance.limits {
+        let cards = limits.card_indices();
+        if !cards.contains(&card) {
+            return Err((
+                reasons::NO_SUCH_NETWORK_CARD,
+                format!(
+                    "spec.networkCardIndex is {card}, but instance type {} has network card{} {}",
+                    instance.instance_type,
+                    if cards.len() == 1 { "" } else { "s" },
+                    span(&cards)
+                ),
+            ));
+        }
         let max = limits.interfaces_on_card(card);
         if i32::try_from(used.len()).unwrap_or(i32::MAX) >= max {
             return Err((
-                "InterfaceLimitReached",
+                reasons::INTERFACE_LIMIT_REACHED,
                 format!(
-                    "instance {} already has {} of the {max} interfaces its type allows on network card {card}",
+                    "instance {} already has {} of the {max} interfaces its type {} allows on network card {card}",
                     want.slot.owner.instance,
-                    used.len()
+                    used.len(),
+                    instance.instance_type
                 ),
             ));
         }
@@ -401,7 +469,7 @@ fn choose_index(
     (want.slot.preferred_index..=31)
         .find(|index| !used.contains(index))
         .ok_or((
-            "NoFreeDeviceIndex",
+            reasons::NO_FREE_DEVICE_INDEX,
             format!(
                 "no device index from {} to 31 is free on network card {card}",
                 want.slot.preferred_index
@@ -409,22 +477,18 @@ fn choose_index(
         ))
 }
 
-/// The next step in removing an owned ENI that no slot wants. Available ENIs go at once when
-/// this process detached them or their instance is gone, else after the grace period (which
-/// covers ENIs created for a node this process has not seen yet).
-fn remove(eni: &Eni, instance_gone: bool, context: &Context) -> Option<Action> {
-    let nodeeni = eni
-        .tags
-        .get(crate::ownership::NODEENI_TAG)
-        .cloned()
-        .unwrap_or_default();
+/// The next step in removing an owned ENI that no slot wants: detach it, then delete it once
+/// it is available. It is deleted at once when its owner is `seen` (its NodeENI is in this
+/// process's cache, or its instance is gone), or when this process detached it; an ENI whose
+/// owner this process cannot see waits for the grace period (it may be adopted meanwhile).
+fn remove(eni: &Eni, owner: Owner, seen: bool, context: &Context) -> Option<Action> {
     match (&eni.attachment, &eni.status) {
         (Some(attachment), _)
             if attachment.status == AttachmentStatus::Attached
                 && !context.held.contains(&eni.id) =>
         {
             Some(Action::Detach {
-                nodeeni,
+                owner,
                 eni_id: eni.id.clone(),
                 attachment_id: attachment.id.clone(),
             })
@@ -437,13 +501,30 @@ fn remove(eni: &Eni, instance_gone: bool, context: &Context) -> Option<Action> {
                 }
                 _ => false,
             };
-            let now = instance_gone || context.detached_by_us.contains(&eni.id);
+            let now = seen || context.detached_by_us.contains(&eni.id);
             (now || grace_over).then(|| Action::Delete {
-                nodeeni,
+                owner,
                 eni_id: eni.id.clone(),
             })
         }
         _ => None,
+    }
+}
+
+/// Card indices as `0–3`, or listed when not consecutive.
+fn span(cards: &BTreeSet<i32>) -> String {
+    let consecutive = cards
+        .iter()
+        .zip(cards.iter().skip(1))
+        .all(|(a, b)| b - a == 1);
+    match (cards.first(), cards.last()) {
+        (Some(first), Some(last)) if first == last => first.to_string(),
+        (Some(first), Some(last)) if consecutive => format!("{first}–{last}"),
+        _ => cards
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

@@ -67,6 +67,7 @@ fn eni(id: &str, owner: &Owner, attachment: Option<(i32, AttachmentStatus, bool)
 
 fn running(indices: &[i32], max: i32) -> InstanceFacts {
     InstanceFacts {
+        instance_type: "m5.large".into(),
         state: InstanceState::Running,
         interfaces: indices
             .iter()
@@ -84,9 +85,11 @@ fn running(indices: &[i32], max: i32) -> InstanceFacts {
     }
 }
 
+/// The NodeENI "multus" seen and planned, and these instances described.
 fn context(instances: &[(&str, InstanceFacts)]) -> Context {
     Context {
         cluster: CLUSTER.into(),
+        nodeenis: BTreeMap::from([("multus".to_owned(), NodeEniState::Planned)]),
         instances: instances
             .iter()
             .map(|(id, facts)| ((*id).to_owned(), facts.clone()))
@@ -349,13 +352,61 @@ fn the_enis_of_a_terminated_instance_are_deleted_and_not_recreated() {
     assert_eq!(
         plan.actions,
         vec![Action::Delete {
-            nodeeni: "multus".into(),
+            owner: slot.clone(),
             eni_id: "eni-1".into()
         }]
     );
+    let report = &plan.reports[&slot];
+    assert_eq!(report.reason.as_deref(), Some("InstanceTerminated"));
+    assert_eq!(report.state, AttachmentState::Deleting);
     assert_eq!(
-        plan.reports[&slot].reason.as_deref(),
-        Some("InstanceTerminated")
+        report.message.as_deref(),
+        Some("instance i-1 is terminated: its ENIs are removed")
+    );
+}
+
+#[test]
+fn an_instance_ec2_does_not_know_gets_its_own_reason_and_keeps_its_enis() {
+    let slot = owner("n1", "i-1", "subnet-a");
+    let mut context = context(&[]);
+    context.unknown_instances.insert("i-1".into());
+    let plan = plan(
+        &[want("n1", "i-1", "subnet-a", 1)],
+        &[eni("eni-1", &slot, None)],
+        &context,
+    );
+    assert!(plan.actions.is_empty() && plan.describe.is_empty());
+    assert!(plan.orphans.is_empty(), "not removed as if terminated");
+    let report = &plan.reports[&slot];
+    assert_eq!(report.state, AttachmentState::Failed);
+    assert_eq!(report.reason.as_deref(), Some("InstanceNotFound"));
+    assert!(
+        report
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("does not know instance i-1")
+    );
+    assert_eq!(report.eni.as_ref().map(|e| e.id.as_str()), Some("eni-1"));
+}
+
+#[test]
+fn a_network_card_the_instance_type_lacks_gets_its_own_reason() {
+    let mut on_card_9 = want("n1", "i-1", "subnet-a", 1);
+    on_card_9.network_card_index = 9;
+    let mut facts = running(&[0], 4);
+    facts.instance_type = "p4d.24xlarge".into();
+    facts.limits.as_mut().unwrap().cards = (0..4).map(|card| (card, 15)).collect();
+    let plan = plan(&[on_card_9], &[], &context(&[("i-1", facts)]));
+    assert!(plan.actions.is_empty());
+    let report = &plan.reports[&owner("n1", "i-1", "subnet-a")];
+    assert_eq!(
+        (report.state, report.reason.as_deref()),
+        (AttachmentState::Failed, Some("NoSuchNetworkCard"))
+    );
+    assert_eq!(
+        report.message.as_deref(),
+        Some("spec.networkCardIndex is 9, but instance type p4d.24xlarge has network cards 0–3")
     );
 }
 
@@ -371,22 +422,45 @@ fn unwanted_enis_are_detached_then_deleted() {
     assert_eq!(
         detach.actions,
         vec![Action::Detach {
-            nodeeni: "multus".into(),
+            owner: gone.clone(),
             eni_id: "eni-2".into(),
             attachment_id: "eni-2-attach".into()
         }]
     );
 
+    // Available, whoever detached it: its NodeENI is seen and no slot of it wants the ENI
+    // (node gone or unselected, subnet dropped), or the NodeENI is being deleted.
+    for state in [NodeEniState::Planned, NodeEniState::Deleting] {
+        let mut context = context(&[]);
+        context.nodeenis.insert("multus".into(), state);
+        let delete = plan(&[], &[eni("eni-2", &gone, None)], &context);
+        assert_eq!(
+            delete.actions,
+            vec![Action::Delete {
+                owner: gone.clone(),
+                eni_id: "eni-2".into()
+            }],
+            "{state:?}"
+        );
+        assert!(delete.unseen.is_empty());
+    }
+}
+
+#[test]
+fn the_enis_of_a_nodeeni_whose_references_cannot_be_resolved_are_left_alone() {
+    let slot = owner("n1", "i-1", "subnet-a");
     let mut context = context(&[]);
-    context.detached_by_us.insert("eni-2".into());
-    let delete = plan(&[], &[eni("eni-2", &gone, None)], &context);
-    assert_eq!(
-        delete.actions,
-        vec![Action::Delete {
-            nodeeni: "multus".into(),
-            eni_id: "eni-2".into()
-        }]
-    );
+    context
+        .nodeenis
+        .insert("multus".into(), NodeEniState::Unresolved);
+    context.gc_grace = Duration::ZERO;
+    let enis = [
+        eni("eni-1", &slot, Some((1, AttachmentStatus::Attached, true))),
+        eni("eni-2", &owner("n2", "i-2", "subnet-a"), None),
+    ];
+    let plan = plan(&[], &enis, &context);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert!(plan.orphans.is_empty());
 }
 
 #[test]
@@ -403,15 +477,15 @@ fn a_dpdk_bound_eni_is_not_detached_while_held() {
 }
 
 #[test]
-fn orphans_nobody_detached_are_collected_after_the_grace_period() {
+fn enis_whose_nodeeni_is_not_seen_are_collected_after_the_grace_period() {
     let gone = owner("n2", "i-2", "subnet-a");
     let mut context = context(&[]);
+    context.nodeenis.clear();
     let now = context.now.unwrap();
     let orphan = [eni("eni-2", &gone, None)];
-    assert!(
-        plan(&[], &orphan, &context).actions.is_empty(),
-        "not seen before: wait"
-    );
+    let first = plan(&[], &orphan, &context);
+    assert!(first.actions.is_empty(), "not seen before: wait");
+    assert_eq!(first.unseen, ["eni-2"]);
     context.orphans_since.insert("eni-2".into(), now);
     context.now = Some(now + Duration::from_mins(4));
     assert!(
@@ -422,7 +496,7 @@ fn orphans_nobody_detached_are_collected_after_the_grace_period() {
     assert_eq!(
         plan(&[], &orphan, &context).actions,
         vec![Action::Delete {
-            nodeeni: "multus".into(),
+            owner: gone,
             eni_id: "eni-2".into()
         }]
     );
@@ -431,8 +505,7 @@ fn orphans_nobody_detached_are_collected_after_the_grace_period() {
 #[test]
 fn a_duplicate_is_removed_and_the_attached_one_kept() {
     let slot = owner("n1", "i-1", "subnet-a");
-    let mut context = context(&[]);
-    context.detached_by_us.insert("eni-dup".into());
+    let context = context(&[]);
     let enis = [
         eni("eni-dup", &slot, None),
         eni("eni-1", &slot, Some((1, AttachmentStatus::Attached, true))),
@@ -441,7 +514,7 @@ fn a_duplicate_is_removed_and_the_attached_one_kept() {
     assert_eq!(
         plan.actions,
         vec![Action::Delete {
-            nodeeni: "multus".into(),
+            owner: slot.clone(),
             eni_id: "eni-dup".into()
         }]
     );

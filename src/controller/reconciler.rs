@@ -20,7 +20,8 @@ use super::desired::{Desired, NodeInfo, desired};
 use super::executor::{Outcome, View, execute};
 use super::kube_io::KubeIo;
 use super::metrics::Metrics;
-use super::plan::{Action, Context, Failure, InstanceFacts, Plan, Want, plan};
+use super::plan::{Action, Context, Failure, InstanceFacts, NodeEniState, Plan, Want, plan};
+use super::reasons;
 use super::resolve::{Problem, Resolver};
 use super::status::{self, Blocker};
 
@@ -58,8 +59,9 @@ struct Memory {
     held_since: BTreeMap<String, Instant>,
     /// The ENIs held for the node agent in the last plan.
     held: BTreeSet<String>,
-    instances: BTreeMap<String, (Instant, InstanceFacts)>,
-    incarnations: BTreeMap<Owner, u32>,
+    /// Described instances (`None`: EC2 does not know it), kept for a few polls.
+    instances: BTreeMap<String, (Instant, Option<InstanceFacts>)>,
+    incarnations: BTreeMap<Owner, u64>,
     wake_at: Option<Instant>,
 }
 
@@ -79,6 +81,7 @@ pub struct Reconciler {
 /// A NodeENI's part of a pass.
 struct Planned {
     name: String,
+    state: NodeEniState,
     desired: Desired,
     blocker: Option<Blocker>,
 }
@@ -154,7 +157,8 @@ impl Reconciler {
         }
         self.refresh_view().await?;
         let (wants, planned) = self.wanted(&nodeenis, &nodes).await;
-        let mut plan = self.plan(&wants, &nodeenis).await?;
+        let states = planned.iter().map(|p| (p.name.clone(), p.state)).collect();
+        let mut plan = self.plan(&wants, &nodeenis, &states).await?;
         self.track_orphans(&plan);
         for action in std::mem::take(&mut plan.actions) {
             self.start(action);
@@ -200,10 +204,12 @@ impl Reconciler {
         for (name, nodeeni) in nodeenis {
             let mut item = Planned {
                 name: name.clone(),
+                state: NodeEniState::Planned,
                 desired: Desired::default(),
                 blocker: None,
             };
             if nodeeni.metadata.deletion_timestamp.is_some() {
+                item.state = NodeEniState::Deleting;
                 item.blocker = Some(self.deletion_blocker(name));
                 planned.push(item);
                 continue;
@@ -250,6 +256,7 @@ impl Reconciler {
                     if transient {
                         self.wake_at(Instant::now() + Duration::from_secs(5));
                     }
+                    item.state = NodeEniState::Unresolved;
                     item.desired.selected_nodes = nodes
                         .iter()
                         .filter(|n| n.matches(&nodeeni.spec.node_selector))
@@ -268,7 +275,7 @@ impl Reconciler {
     fn deletion_blocker(&self, name: &str) -> Blocker {
         let left = self.owned_by(name);
         Blocker {
-            reason: "Deleting".into(),
+            reason: reasons::DELETING.into(),
             message: format!(
                 "detaching and deleting {} ENIs before the NodeENI goes",
                 left.len()
@@ -290,6 +297,7 @@ impl Reconciler {
         &self,
         wants: &[Want],
         nodeenis: &BTreeMap<String, NodeENI>,
+        states: &BTreeMap<String, NodeEniState>,
     ) -> anyhow::Result<Plan> {
         let enis: Vec<_> = self
             .view
@@ -299,7 +307,7 @@ impl Reconciler {
             .values()
             .cloned()
             .collect();
-        let first = plan(wants, &enis, &self.context(nodeenis));
+        let first = plan(wants, &enis, &self.context(nodeenis, states));
         if first.describe.is_empty() {
             return Ok(first);
         }
@@ -311,6 +319,7 @@ impl Reconciler {
             facts.push((
                 instance.id.clone(),
                 InstanceFacts {
+                    instance_type: instance.instance_type.clone(),
                     state: instance.state.clone(),
                     interfaces: instance.interfaces.clone(),
                     limits,
@@ -320,23 +329,23 @@ impl Reconciler {
         {
             let mut memory = self.memory.lock().expect("memory");
             let now = Instant::now();
+            // Not found is not terminated: a wrong provider ID, another account or Region, or
+            // an instance gone long ago. Its slots get a reason; its ENIs are left alone.
             for id in &ids {
-                // An instance EC2 no longer knows is as good as terminated.
-                let missing = InstanceFacts {
-                    state: crate::ec2::types::InstanceState::Terminated,
-                    interfaces: Vec::new(),
-                    limits: None,
-                };
-                memory.instances.insert(id.clone(), (now, missing));
+                memory.instances.insert(id.clone(), (now, None));
             }
             for (id, fact) in facts {
-                memory.instances.insert(id, (now, fact));
+                memory.instances.insert(id, (now, Some(fact)));
             }
         }
-        Ok(plan(wants, &enis, &self.context(nodeenis)))
+        Ok(plan(wants, &enis, &self.context(nodeenis, states)))
     }
 
-    fn context(&self, nodeenis: &BTreeMap<String, NodeENI>) -> Context {
+    fn context(
+        &self,
+        nodeenis: &BTreeMap<String, NodeENI>,
+        states: &BTreeMap<String, NodeEniState>,
+    ) -> Context {
         let now = Instant::now();
         let mut memory = self.memory.lock().expect("memory");
         memory
@@ -346,10 +355,17 @@ impl Reconciler {
         memory.held.clone_from(&held);
         Context {
             cluster: self.settings.cluster.clone(),
+            nodeenis: states.clone(),
             instances: memory
                 .instances
                 .iter()
-                .map(|(id, (_, facts))| (id.clone(), facts.clone()))
+                .filter_map(|(id, (_, facts))| Some((id.clone(), facts.clone()?)))
+                .collect(),
+            unknown_instances: memory
+                .instances
+                .iter()
+                .filter(|(_, (_, facts))| facts.is_none())
+                .map(|(id, _)| id.clone())
                 .collect(),
             failures: memory
                 .failures
@@ -419,9 +435,9 @@ impl Reconciler {
     fn track_orphans(&self, plan: &Plan) {
         let now = Instant::now();
         let mut memory = self.memory.lock().expect("memory");
-        let orphans: BTreeSet<&String> = plan.orphans.iter().collect();
-        memory.orphans_since.retain(|eni, _| orphans.contains(eni));
-        for eni in &plan.orphans {
+        let unseen: BTreeSet<&String> = plan.unseen.iter().collect();
+        memory.orphans_since.retain(|eni, _| unseen.contains(eni));
+        for eni in &plan.unseen {
             memory.orphans_since.entry(eni.clone()).or_insert(now);
         }
     }
@@ -467,8 +483,10 @@ impl Reconciler {
                     .detached_by_us
                     .insert(eni_id.clone());
             }
-            if let super::executor::Step::Deleted { eni_id } = step {
-                self.forget_deleted(eni_id);
+            if let (super::executor::Step::Deleted { eni_id }, Action::Delete { owner, .. }) =
+                (step, action)
+            {
+                self.forget_deleted(eni_id, owner);
             }
             self.kube.event_for_step(&self.cluster, action, step).await;
         }
@@ -491,20 +509,11 @@ impl Reconciler {
 
     /// A deleted ENI's slot gets a fresh ClientToken: EC2 would answer the old one with the
     /// deleted ENI.
-    fn forget_deleted(&self, eni_id: &str) {
-        let owner = self
-            .view
-            .lock()
-            .expect("view")
-            .enis
-            .get(eni_id)
-            .and_then(|eni| Owner::from_tags(&eni.tags));
+    fn forget_deleted(&self, eni_id: &str, owner: &Owner) {
         let mut memory = self.memory.lock().expect("memory");
         memory.detached_by_us.remove(eni_id);
         memory.orphans_since.remove(eni_id);
-        if let Some(owner) = owner {
-            *memory.incarnations.entry(owner).or_default() += 1;
-        }
+        fresh_token(&mut memory, owner);
     }
 
     fn remember_failure(&self, slot: Owner, action: &Action, error: &crate::ec2::Error) {
@@ -513,21 +522,28 @@ impl Reconciler {
         let permanent = super::executor::is_permanent(error);
         let backoff = Duration::from_millis(500 * 2u64.saturating_pow(attempts.min(10)))
             .min(Duration::from_mins(5));
-        // The ENI a used ClientToken answers with may be gone: after a few "not found"s on
-        // attach, a fresh token.
-        if error.is_not_found()
-            && matches!(action, Action::Create { .. } | Action::Attach { .. })
-            && attempts >= 3
-        {
-            *memory.incarnations.entry(slot.clone()).or_default() += 1;
+        // The ClientToken named an ENI that EC2, asked again past its consistency window, does
+        // not know: one deleted since (by another process, or by hand). Or the token was used
+        // with other parameters (a spec changed after a create whose answer was lost). Either
+        // way a fresh token, at once.
+        let token_spent = matches!(action, Action::Create { .. })
+            && (error.code.starts_with("InvalidNetworkInterfaceID")
+                || error.code == "IdempotentParameterMismatch");
+        if token_spent {
+            fresh_token(&mut memory, &slot);
         }
         if let Action::Attach { attach, .. } | Action::Create { attach, .. } = action {
             memory.instances.remove(&attach.instance);
         }
+        let now = Instant::now();
         let failure = Failure {
-            reason: super::kube_io::failure_reason(action, error).into(),
+            reason: reasons::failure_reason(action, error).into(),
             message: error.to_string(),
-            retry_at: (!permanent).then(|| Instant::now() + backoff),
+            retry_at: match (token_spent, permanent) {
+                (true, _) => Some(now),
+                (false, true) => None,
+                (false, false) => Some(now + backoff),
+            },
         };
         if let Some(at) = failure.retry_at {
             memory.wake_at = Some(memory.wake_at.map_or(at, |w| w.min(at)));
@@ -592,8 +608,11 @@ impl Reconciler {
                 .iter()
                 .any(|eni| eni.tags.get(NODEENI_TAG) == Some(name));
             self.view.lock().expect("view").replace(enis, sent);
-            if !left {
-                self.kube.remove_finalizer(nodeeni).await?;
+            // A conflict is most often this pass's own status write, which the watch does not
+            // wake the loop for: another pass soon, with the object as it is now.
+            if !left && !self.kube.remove_finalizer(nodeeni).await? {
+                tracing::debug!(nodeeni = %name, "the NodeENI changed meanwhile; removing the finalizer again");
+                self.wake_at(Instant::now() + Duration::from_millis(200));
             }
         }
         Ok(())
@@ -627,6 +646,13 @@ impl Reconciler {
             self.wake_at(at);
         }
     }
+}
+
+/// Moves the owner to a ClientToken no request has used.
+fn fresh_token(memory: &mut Memory, owner: &Owner) {
+    let previous = memory.incarnations.get(owner).copied();
+    let next = crate::ownership::next_incarnation(previous, std::time::SystemTime::now());
+    memory.incarnations.insert(owner.clone(), next);
 }
 
 /// What an action works on: one action at a time per slot, or per ENI for removals.

@@ -11,6 +11,7 @@ use crate::ec2::types::Subnet;
 use crate::ec2::{Ec2, Error as Ec2Error};
 
 use super::desired::{Resolved, subnet_refs};
+use super::reasons;
 
 /// Why a NodeENI's references cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +35,9 @@ impl Problem {
 impl From<Ec2Error> for Problem {
     fn from(error: Ec2Error) -> Problem {
         Problem {
-            reason: "EC2Error",
+            reason: reasons::for_code(&error)
+                .filter(|reason| *reason == reasons::UNAUTHORIZED)
+                .unwrap_or(reasons::EC2_ERROR),
             transient: error.kind.is_retryable(),
             message: error.to_string(),
         }
@@ -86,11 +89,22 @@ impl Resolver {
         let by_id = self.ec2.subnets(&ids).await?;
         let by_name = self.ec2.subnets_named(&names).await?;
         let subnets = order_subnets(&ids, &names, &by_id, &by_name)?;
-        let vpcs: BTreeSet<&str> = subnets.iter().map(|s| s.vpc_id.as_str()).collect();
-        let [vpc] = vpcs.into_iter().collect::<Vec<_>>()[..] else {
+        let mut vpcs: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+        for subnet in &subnets {
+            vpcs.entry(&subnet.vpc_id).or_default().push(&subnet.id);
+        }
+        let [vpc] = vpcs.keys().copied().collect::<Vec<_>>()[..] else {
+            let each: Vec<String> = vpcs
+                .iter()
+                .map(|(vpc, ids)| format!("{vpc}: {}", join(ids)))
+                .collect();
             return Err(Problem::new(
-                "SubnetsInSeveralVPCs",
-                "the subnets must all be in one VPC".into(),
+                reasons::SUBNETS_IN_SEVERAL_VPCS,
+                format!(
+                    "the subnets are in {} VPCs ({}); they must all be in one",
+                    vpcs.len(),
+                    each.join("; ")
+                ),
             ));
         };
         let mut groups = self.ec2.security_groups(&spec.security_group_ids).await?;
@@ -101,7 +115,7 @@ impl Resolver {
             .collect();
         if !missing.is_empty() {
             return Err(Problem::new(
-                "SecurityGroupNotFound",
+                reasons::SECURITY_GROUP_NOT_FOUND,
                 format!("security groups not found: {}", join(&missing)),
             ));
         }
@@ -116,13 +130,13 @@ impl Resolver {
             .collect();
         if !missing.is_empty() {
             return Err(Problem::new(
-                "SecurityGroupNotFound",
+                reasons::SECURITY_GROUP_NOT_FOUND,
                 format!("no security group named {} in {vpc}", join(&missing)),
             ));
         }
         if let Some(group) = groups.iter().find(|g| g.vpc_id != vpc) {
             return Err(Problem::new(
-                "SecurityGroupInOtherVPC",
+                reasons::SECURITY_GROUP_IN_OTHER_VPC,
                 format!(
                     "security group {} is in {}, the subnets in {vpc}",
                     group.id, group.vpc_id
@@ -150,10 +164,12 @@ fn order_subnets(
 ) -> Result<Vec<Subnet>, Problem> {
     let mut subnets: Vec<Subnet> = Vec::new();
     for id in ids {
-        let subnet = by_id
-            .iter()
-            .find(|s| &s.id == id)
-            .ok_or_else(|| Problem::new("SubnetNotFound", format!("subnet {id} does not exist")))?;
+        let subnet = by_id.iter().find(|s| &s.id == id).ok_or_else(|| {
+            Problem::new(
+                reasons::SUBNET_NOT_FOUND,
+                format!("subnet {id} does not exist"),
+            )
+        })?;
         subnets.push(subnet.clone());
     }
     for name in names {
@@ -166,7 +182,7 @@ fn order_subnets(
         }
         if per_zone.is_empty() {
             return Err(Problem::new(
-                "SubnetNotFound",
+                reasons::SUBNET_NOT_FOUND,
                 format!("no subnet is named {name:?}"),
             ));
         }
@@ -176,7 +192,7 @@ fn order_subnets(
             } else {
                 let ids: Vec<&String> = found.iter().map(|s| &s.id).collect();
                 return Err(Problem::new(
-                    "AmbiguousSubnetName",
+                    reasons::AMBIGUOUS_SUBNET_NAME,
                     format!(
                         "{} subnets in {zone} are named {name:?} ({}); use subnetIDs",
                         found.len(),

@@ -12,6 +12,7 @@ use crate::ownership::Owner;
 
 use super::desired::Desired;
 use super::plan::SlotReport;
+use super::reasons;
 
 /// The controller's field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "multi-eni-controller";
@@ -93,7 +94,7 @@ pub fn build(input: &Input) -> NodeENIStatus {
             attachment_id: eni.attachment.as_ref().map(|a| a.id.clone()),
             mac_address: Some(eni.mac_address.clone()),
             state: Some(AttachmentState::Detaching),
-            reason: Some("DPDKRelease".into()),
+            reason: Some(reasons::DPDK_RELEASE.into()),
             message: Some(
                 "waiting for the node agent to give the device back to its kernel driver".into(),
             ),
@@ -160,10 +161,10 @@ fn ready_condition(input: &Input, attachments: &[Attachment]) -> Condition {
         return condition("False", &blocker.reason, blocker.message.clone());
     }
     let total = attachments.len();
-    if let Some(failed) = attachments
-        .iter()
-        .find(|a| a.state == Some(AttachmentState::Failed))
-    {
+    if let Some((failed, reason)) = attachments.iter().find_map(|a| {
+        let reason = a.reason.as_deref()?;
+        (a.state == Some(AttachmentState::Failed)).then_some((a, reason))
+    }) {
         let failures = attachments
             .iter()
             .filter(|a| a.state == Some(AttachmentState::Failed))
@@ -173,11 +174,7 @@ fn ready_condition(input: &Input, attachments: &[Attachment]) -> Condition {
             failed.node_name,
             failed.message.as_deref().unwrap_or_default()
         );
-        return condition(
-            "False",
-            failed.reason.as_deref().unwrap_or("Failed"),
-            message,
-        );
+        return condition("False", reason, message);
     }
     let attached = attachments
         .iter()
@@ -199,25 +196,25 @@ fn ready_condition(input: &Input, attachments: &[Attachment]) -> Condition {
             entry.node_name,
             entry.interface_message.as_deref().unwrap_or_default()
         );
-        return condition("False", "InterfaceNotConfigured", message);
+        return condition("False", reasons::INTERFACE_NOT_CONFIGURED, message);
     }
     if attached < total {
         return condition(
             "False",
-            "Progressing",
+            reasons::PROGRESSING,
             format!("{attached} of {total} ENIs attached"),
         );
     }
     if total == 0 {
         return condition(
             "True",
-            "NoNodesSelected",
+            reasons::NO_NODES_SELECTED,
             "no node matches nodeSelector".into(),
         );
     }
     condition(
         "True",
-        "Attached",
+        reasons::ATTACHED,
         format!(
             "{total} ENIs attached on {} nodes",
             input.desired.selected_nodes

@@ -152,6 +152,15 @@ impl Ec2 {
             .await
     }
 
+    /// Whether EC2 knows the ENI (by a filter, so an unknown ID is an empty answer rather
+    /// than InvalidNetworkInterfaceID.NotFound).
+    pub async fn eni_exists(&self, eni_id: &str) -> Result<bool, Error> {
+        let found = self
+            .enis_filtered(vec![filter("network-interface-id", [eni_id])])
+            .await?;
+        Ok(!found.is_empty())
+    }
+
     /// Every ENI matching all the filters (`Name`, values), paginated.
     pub async fn enis_filtered(&self, filters: Vec<Filter>) -> Result<Vec<Eni>, Error> {
         let mut enis = Vec::new();

@@ -114,6 +114,19 @@ impl InstanceState {
         }
     }
 
+    /// EC2's name of the state (`Instance.State.Name`): `running`, `shutting-down`…
+    pub fn name(&self) -> &str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Other(name) => name,
+        }
+    }
+
     /// Gone for good: its ENIs are deleted or detached by EC2.
     pub fn is_gone(&self) -> bool {
         matches!(
@@ -161,6 +174,15 @@ pub struct NetworkLimits {
 }
 
 impl NetworkLimits {
+    /// The type's network card indices (only the default card on single-card types).
+    pub fn card_indices(&self) -> std::collections::BTreeSet<i32> {
+        if self.cards.is_empty() {
+            [self.default_network_card_index].into()
+        } else {
+            self.cards.keys().copied().collect()
+        }
+    }
+
     /// How many interfaces the given card takes; unknown cards take none.
     pub fn interfaces_on_card(&self, card: i32) -> i32 {
         match self.cards.get(&card) {

@@ -2,7 +2,10 @@
 //!
 //! Three sources of work, each acted on at once: netlink link notifications (an ENI's
 //! interface appeared, changed or went away), NodeENI changes (the desired state), and a
-//! timer (the periodic resync that repairs drift, or the retry of a transient failure).
+//! timer (the periodic resync that repairs drift, or the retry of a failure, with backoff).
+//! A notification is acted on only when it shows something the last attempt did not see:
+//! the agent's own changes come back as notifications too, and a failed change retried on
+//! its own echoes would toggle a link thousands of times a second.
 //! The NodeENI watch and the status writer run as tasks of their own (see [`super::tasks`]),
 //! so that decoding NodeENIs or a slow API server never delays configuring a link.
 
@@ -17,8 +20,8 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::api::NodeENI;
-use crate::manager::desired::{Desired, EntryKey, desired};
-use crate::manager::links::Links;
+use crate::manager::desired::{Desired, EntryKey, Wanted, desired};
+use crate::manager::links::{LinkState, Links, NAME_TAKEN};
 use crate::manager::netlink::{LinkEvent, LinkEvents};
 use crate::manager::outcome::Outcome;
 use crate::manager::reconcile::Executor;
@@ -71,7 +74,7 @@ pub async fn run(
     }
 }
 
-/// The delays between retries of transient failures: doubling from `initial` to `max`.
+/// The delays between retries of failures: doubling from `initial` to `max`.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry {
     pub initial: Duration,
@@ -167,6 +170,7 @@ impl<L: Links> Agent<L> {
             }
         };
         let served: Vec<EntryKey> = self.desired.serve.iter().map(|w| w.key.clone()).collect();
+        self.executor.failed.retain(|key, _| served.contains(key));
         // Keep the last word on released entries (dpdkBound: false) while they exist.
         self.outcomes.retain(|key, outcome| {
             !outcome.serving && !served.contains(key) && self.desired.entries.contains(key)
@@ -183,18 +187,17 @@ impl<L: Links> Agent<L> {
             LinkEvent::Changed(link) => (link, false),
             LinkEvent::Removed(link) => (link, true),
         };
-        let Some(wanted) = self.desired.by_mac(link.mac).cloned() else {
-            // Another link: it may have freed a name one of ours is waiting for.
-            if self
-                .outcomes
-                .values()
-                .any(|o| o.problem.as_ref().is_some_and(|p| p.transient))
-            {
-                self.full_pass().await;
-            }
-            return;
-        };
-        debug!(interface = link.name, mac = %link.mac, removed, "link event");
+        if let Some(wanted) = self.desired.by_mac(link.mac).cloned() {
+            debug!(interface = link.name, mac = %link.mac, removed, "link event");
+            self.serve_link(&wanted, &link, removed).await;
+        }
+        // Any link's rename or removal may free a name an entry waits for.
+        self.retry_name_conflicts(link.index).await;
+    }
+
+    /// Serves the entry of a link that changed, unless the link and the wanted state are what
+    /// the entry's last attempt failed on (the notification is an echo of that attempt).
+    async fn serve_link(&mut self, wanted: &Wanted, link: &LinkState, removed: bool) {
         // Notifications queue up behind the agent's own changes: act on the link as it is now.
         let current = if removed {
             Ok(None)
@@ -204,7 +207,10 @@ impl<L: Links> Agent<L> {
         match current {
             Ok(current) => {
                 let current = current.filter(|current| current.mac == wanted.mac);
-                let outcome = self.executor.serve(&wanted, current.as_ref()).await;
+                if self.executor.failed_on(wanted, current.as_ref()) {
+                    return;
+                }
+                let outcome = self.executor.serve(wanted, current.as_ref()).await;
                 self.record(outcome);
                 self.after_changes().await;
             }
@@ -213,6 +219,40 @@ impl<L: Links> Agent<L> {
                 self.schedule_retry(true);
             }
         }
+    }
+
+    /// Serves again the entries whose interface name another link holds, after a change of
+    /// a link other than theirs (`changed`). Their failing renames change nothing, so this
+    /// cannot feed itself.
+    async fn retry_name_conflicts(&mut self, changed: u32) {
+        let waiting: Vec<Wanted> = (self.desired.serve.iter())
+            .filter(|wanted| {
+                let problem = self
+                    .outcomes
+                    .get(&wanted.key)
+                    .and_then(|o| o.problem.as_ref());
+                problem.is_some_and(|p| p.label == NAME_TAKEN)
+            })
+            .cloned()
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let links = match self.executor.links.links().await {
+            Ok(links) => links,
+            Err(error) => {
+                warn!(label = error.label(), "listing links: {error}");
+                return self.schedule_retry(true);
+            }
+        };
+        for wanted in &waiting {
+            let link = links.iter().find(|link| link.mac == wanted.mac);
+            if let Some(link) = link.filter(|link| link.index != changed) {
+                let outcome = self.executor.serve(wanted, Some(link)).await;
+                self.record(outcome);
+            }
+        }
+        self.after_changes().await;
     }
 
     /// Keeps an entry's outcome, logging what changed.

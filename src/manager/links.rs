@@ -10,6 +10,9 @@ use nix::errno::Errno;
 
 use crate::manager::mac::Mac;
 
+/// The label of [`LinkError::NameTaken`].
+pub const NAME_TAKEN: &str = "name_taken";
+
 /// What the agent needs to know of one link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkState {
@@ -50,11 +53,16 @@ impl LinkError {
     pub fn label(&self) -> &'static str {
         match self {
             LinkError::Gone => "link_gone",
-            LinkError::NameTaken { .. } => "name_taken",
+            LinkError::NameTaken { .. } => NAME_TAKEN,
             LinkError::Refused { .. } => "kernel_refused",
             LinkError::Netlink(_) => "netlink",
             LinkError::Ambiguous { .. } => "ambiguous_mac",
         }
+    }
+
+    /// The kernel answered EBUSY: for a rename, the link is up on a kernel before 6.2.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LinkError::Refused { source, .. } if source.raw_os_error() == Some(Errno::EBUSY as i32))
     }
 
     /// Whether the same request may succeed later without anything else changing. A taken
@@ -90,8 +98,12 @@ pub trait Links: Send + Sync {
     /// `ip link set dev <name> mtu <mtu>`.
     fn set_mtu(&self, index: u32, mtu: u32) -> impl Future<Output = Result<(), LinkError>> + Send;
 
-    /// `ip link set dev <name> name <new>`; the link must be down.
+    /// `ip link set dev <name> name <new>`. Linux 6.2 and later rename an up link; older
+    /// kernels refuse with EBUSY unless it is down (see [`LinkError::is_busy`]).
     fn rename(&self, index: u32, name: &str) -> impl Future<Output = Result<(), LinkError>> + Send;
+
+    /// Whether a link of any kind (children included) carries `name`: `ip link show dev <name>`.
+    fn name_taken(&self, name: &str) -> impl Future<Output = Result<bool, LinkError>> + Send;
 
     /// The one link with this MAC: `ip -br link | grep <mac>`.
     fn link_by_mac(

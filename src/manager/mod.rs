@@ -10,9 +10,11 @@
 //!   (the device plugin's config file);
 //! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
 //!   [`imds`] (instance metadata, to cross-check MACs);
-//! - the executor and the loops: [`reconcile`], [`dpdk`], [`agent`], [`tasks`], [`once`].
+//! - the executor and the loops: [`configure`] (one link, over the [`links`] trait),
+//!   [`reconcile`], [`dpdk`], [`agent`], [`tasks`], [`once`].
 
 pub mod agent;
+pub mod configure;
 pub mod desired;
 pub mod dpdk;
 pub mod dpdk_state;
@@ -32,7 +34,7 @@ pub mod status;
 pub mod sysfs;
 pub mod tasks;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,6 +98,7 @@ impl AgentConfig {
             imds: imds.map_err(AgentError::Imds)?,
             confirmed: HashSet::new(),
             dry_run,
+            failed: HashMap::new(),
         })
     }
 }

@@ -149,6 +149,18 @@ impl Links for Netlink {
             other => other,
         }
     }
+
+    async fn name_taken(&self, name: &str) -> Result<bool, LinkError> {
+        let mut reply = self.handle.link().get().match_name(name).execute();
+        match reply.next().await {
+            Some(Ok(_)) => Ok(true),
+            None => Ok(false),
+            Some(Err(error)) => match classify(error, format!("read link {name}")) {
+                LinkError::Gone => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
 }
 
 impl LinkEvents {

@@ -26,14 +26,14 @@ impl fmt::Display for Change {
 }
 
 /// What differs between `link` and `wanted`, as the operations to perform in order: the
-/// kernel renames only a link that is down, so a rename is wrapped in down and up.
+/// rename first, on the link as it is (Linux 6.2 and later rename an up link, kernel commit
+/// bd039b5ea2a9; an older kernel answers EBUSY, and then [`rename_while_down`] applies),
+/// then the MTU, then up if it is down. No operation takes the link down, so a change that
+/// fails leaves an up link up.
 pub fn diff(link: &LinkState, wanted: &Wanted) -> Vec<Change> {
     let rename = wanted.name.as_ref().filter(|name| **name != link.name);
     let mtu = wanted.mtu.filter(|&mtu| mtu != link.mtu);
     let mut changes = Vec::new();
-    if rename.is_some() && link.up {
-        changes.push(Change::Down);
-    }
     if let Some(to) = rename {
         changes.push(Change::Rename {
             from: link.name.clone(),
@@ -43,15 +43,29 @@ pub fn diff(link: &LinkState, wanted: &Wanted) -> Vec<Change> {
     if let Some(to) = mtu {
         changes.push(Change::Mtu { from: link.mtu, to });
     }
-    if !link.up || rename.is_some() {
+    if !link.up {
         changes.push(Change::Up);
     }
     changes
 }
 
+/// A rename for a kernel that renames only a link that is down (before Linux 6.2, which
+/// answers EBUSY for an up link before it looks at the name): down, rename, up. The link is
+/// brought up again whatever the rename's result.
+pub fn rename_while_down(from: &str, to: &str) -> [Change; 3] {
+    [
+        Change::Down,
+        Change::Rename {
+            from: from.to_owned(),
+            to: to.to_owned(),
+        },
+        Change::Up,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Change, diff};
+    use super::{Change, diff, rename_while_down};
     use crate::manager::desired::{EntryKey, Wanted};
     use crate::manager::links::LinkState;
     use crate::manager::mac::Mac;
@@ -97,11 +111,16 @@ mod tests {
                 wanted(Some("multus"), Some(9001)),
                 vec![rename("ens6", "multus"), mtu(1500, 9001), Change::Up],
             ),
-            // Up with the wrong name: taken down to rename.
+            // Up with the wrong name: renamed as it is, never taken down.
             (
                 link("ens6", 9001, true),
                 wanted(Some("multus"), Some(9001)),
-                vec![Change::Down, rename("ens6", "multus"), Change::Up],
+                vec![rename("ens6", "multus")],
+            ),
+            (
+                link("ens6", 1500, true),
+                wanted(Some("multus"), Some(9001)),
+                vec![rename("ens6", "multus"), mtu(1500, 9001)],
             ),
             // Drift: the MTU was set back; no need to go down.
             (
@@ -140,14 +159,11 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(
-            text,
-            [
-                "set down",
-                "rename ens6 to m0",
-                "MTU 1500 to 9001",
-                "set up"
-            ]
-        );
+        assert_eq!(text, ["rename ens6 to m0", "MTU 1500 to 9001"]);
+        let text: Vec<_> = rename_while_down("ens6", "m0")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(text, ["set down", "rename ens6 to m0", "set up"]);
     }
 }

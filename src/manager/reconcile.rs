@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::manager::desired::{Desired, Wanted};
+use crate::manager::configure::configure;
+use crate::manager::desired::{Desired, EntryKey, Wanted};
 use crate::manager::dpdk::Dpdk;
 use crate::manager::imds::{Imds, Lookup};
 use crate::manager::links::{LinkError, LinkState, Links, only_link_with};
 use crate::manager::mac::Mac;
 use crate::manager::outcome::{Outcome, Problem};
-use crate::manager::plan::{Change, diff};
 use crate::manager::sriov::{DevicePluginConfig, SriovError};
 
 /// Performs the changes, over the links and sysfs it is handed.
@@ -22,6 +22,8 @@ pub struct Executor<L> {
     /// MACs whose ENI metadata has confirmed.
     pub confirmed: HashSet<Mac>,
     pub dry_run: bool,
+    /// The wanted state and the link each failing entry's last attempt was made on.
+    pub failed: HashMap<EntryKey, (Wanted, Option<LinkState>)>,
 }
 
 impl<L: Links> Executor<L> {
@@ -45,8 +47,28 @@ impl<L: Links> Executor<L> {
         Ok(outcomes)
     }
 
-    /// Serves one entry whose link (if any) is `link`.
+    /// Serves one entry whose link (if any) is `link`, remembering what a failure was on.
     pub async fn serve(&mut self, wanted: &Wanted, link: Option<&LinkState>) -> Outcome {
+        let outcome = self.serve_now(wanted, link).await;
+        if outcome.problem.is_some() {
+            let inputs = (wanted.clone(), link.cloned());
+            self.failed.insert(wanted.key.clone(), inputs);
+        } else {
+            self.failed.remove(&wanted.key);
+        }
+        outcome
+    }
+
+    /// Whether the entry's last attempt failed with this very wanted state and link: the same
+    /// attempt would fail again, so only a retry (with backoff) makes it. This is how the
+    /// agent's own changes, coming back as notifications, are told from someone else's.
+    pub fn failed_on(&self, wanted: &Wanted, link: Option<&LinkState>) -> bool {
+        self.failed
+            .get(&wanted.key)
+            .is_some_and(|(w, l)| w == wanted && l.as_ref() == link)
+    }
+
+    async fn serve_now(&mut self, wanted: &Wanted, link: Option<&LinkState>) -> Outcome {
         if let Some(link) = link
             && let Some(problem) = self.cross_check(wanted).await
         {
@@ -56,44 +78,9 @@ impl<L: Links> Executor<L> {
         }
         match (&wanted.dpdk, link) {
             (Some(dpdk), _) => self.dpdk.serve(wanted, dpdk, link).await,
-            (None, Some(link)) => self.configure(wanted, link).await,
+            (None, Some(link)) => configure(&self.links, wanted, link, self.dry_run).await,
             (None, None) => Outcome::waiting(wanted),
         }
-    }
-
-    /// Renames the link, sets its MTU and brings it up, as far as it differs.
-    async fn configure(&self, wanted: &Wanted, link: &LinkState) -> Outcome {
-        let mut outcome = Outcome::serving(wanted);
-        let (mut name, mut mtu) = (link.name.clone(), link.mtu);
-        for change in diff(link, wanted) {
-            let result = if self.dry_run {
-                Ok(())
-            } else {
-                self.apply(link.index, &change).await
-            };
-            match result {
-                Ok(()) => {
-                    match &change {
-                        // A dry run reports the interface as it is.
-                        _ if self.dry_run => {}
-                        Change::Rename { to, .. } => name.clone_from(to),
-                        Change::Mtu { to, .. } => mtu = *to,
-                        Change::Down | Change::Up => {}
-                    }
-                    outcome.changes.push(change.to_string());
-                }
-                Err(LinkError::Gone) => return Outcome::waiting(wanted),
-                // Keep going: a failed rename must not leave the link down.
-                Err(error) => {
-                    outcome
-                        .problem
-                        .get_or_insert(change_problem(&change, &name, &error));
-                }
-            }
-        }
-        outcome.interface = Some(name);
-        outcome.mtu = Some(mtu);
-        outcome
     }
 
     /// Asks instance metadata which ENI is behind the MAC, before touching its interface
@@ -130,15 +117,6 @@ impl<L: Links> Executor<L> {
         }
     }
 
-    async fn apply(&self, index: u32, change: &Change) -> Result<(), LinkError> {
-        match change {
-            Change::Down => self.links.set_down(index).await,
-            Change::Rename { to, .. } => self.links.rename(index, to).await,
-            Change::Mtu { to, .. } => self.links.set_mtu(index, *to).await,
-            Change::Up => self.links.set_up(index).await,
-        }
-    }
-
     /// Makes the device plugin's config list the bound devices; returns whether it changed.
     pub fn sync_plugin_config(&mut self) -> Result<bool, SriovError> {
         let bound = self.dpdk.bound();
@@ -170,23 +148,6 @@ fn merge_release(outcomes: &mut Vec<Outcome>, released: Outcome) {
             }
         }
         None => outcomes.push(released),
-    }
-}
-
-fn change_problem(change: &Change, name: &str, error: &LinkError) -> Problem {
-    let fix = match (change, error) {
-        (Change::Rename { .. }, LinkError::NameTaken { .. }) => {
-            "; rename the other interface or change spec.interfaceName"
-        }
-        (Change::Mtu { .. }, LinkError::Refused { .. }) => {
-            "; the device may not support it: change spec.mtu"
-        }
-        _ => "",
-    };
-    Problem {
-        message: format!("{change} on {name} failed: {error}{fix}"),
-        label: error.label(),
-        transient: error.is_transient(),
     }
 }
 

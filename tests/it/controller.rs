@@ -13,9 +13,9 @@ use serde_json::json;
 use crate::support::ec2sim::SimConfig;
 use crate::support::sim_cluster::{SimCluster, ZONES};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(30);
 
-fn fast() -> SimConfig {
+pub fn fast() -> SimConfig {
     SimConfig {
         attach_latency_ms: 100,
         detach_latency_ms: 100,
@@ -23,7 +23,7 @@ fn fast() -> SimConfig {
     }
 }
 
-fn ready(nodeeni: &NodeENI) -> bool {
+pub fn ready(nodeeni: &NodeENI) -> bool {
     nodeeni.status.as_ref().is_some_and(|status| {
         status.observed_generation == nodeeni.metadata.generation
             && status
@@ -33,7 +33,7 @@ fn ready(nodeeni: &NodeENI) -> bool {
     })
 }
 
-fn ready_reason(nodeeni: &NodeENI) -> Option<String> {
+pub fn ready_reason(nodeeni: &NodeENI) -> Option<String> {
     let status = nodeeni.status.as_ref()?;
     status
         .conditions
@@ -52,7 +52,7 @@ async fn events(cluster: &SimCluster, nodeeni: &str) -> Vec<Event> {
     list.items
 }
 
-async fn event_reasons(cluster: &SimCluster, nodeeni: &str) -> Vec<String> {
+pub async fn event_reasons(cluster: &SimCluster, nodeeni: &str) -> Vec<String> {
     let events = events(cluster, nodeeni).await;
     events
         .into_iter()
@@ -136,21 +136,7 @@ async fn nodes_come_and_go() {
     cluster
         .wait_enis("every ENI deleted", WAIT, <[_]>::is_empty)
         .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    while cluster
-        .nodeenis()
-        .get_opt("multus")
-        .await
-        .unwrap()
-        .is_some()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the finalizer stayed\n{}",
-            cluster.controller_log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cluster.wait_nodeeni_gone("multus", WAIT).await;
 
     // multi-eni never forces a detach (that can leave the device index blocked until the
     // instance stops): EC2 saw three detaches, none forced, and no event speaks of forcing.

@@ -453,6 +453,12 @@ pub async fn client_token_returns_the_first_eni(backend: Backend) {
             .len(),
         1
     );
+    assert!(backend.ec2.eni_exists(&first.id).await.unwrap());
+    // Deleted, the ENI is still what the token answers with: a create that names an ENI
+    // EC2 does not know.
+    backend.ec2.delete_eni(&first.id).await.unwrap();
+    assert_eq!(backend.ec2.create_eni(&new).await.unwrap().id, first.id);
+    assert!(!backend.ec2.eni_exists(&first.id).await.unwrap());
 }
 
 pub async fn occupied_device_index_is_a_conflict(backend: Backend) {

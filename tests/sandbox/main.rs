@@ -4,7 +4,8 @@
 //! controller; and a node agent per node, inside its node's namespace. ENIs the simulator
 //! attaches appear as links with the ENI's MAC in the node's namespace.
 //!
-//! `--e2e` runs it headless and asserts the whole flow, including the removal.
+//! Without flags it stays up after the demonstration until Ctrl-C; `--exit` stops there
+//! instead; `--e2e` runs it headless and asserts the whole flow, including the removal.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -25,12 +26,23 @@ const NODES: [&str; 3] = ["node-a1", "node-a2", "node-b1"];
 
 #[tokio::main]
 async fn main() {
-    let e2e = std::env::args().any(|arg| arg == "--e2e");
-    let code = run(e2e).await;
+    let (mut e2e, mut stay) = (false, true);
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--e2e" => e2e = true,
+            "--exit" => stay = false,
+            other => {
+                eprintln!("unknown argument {other}; usage: sandbox [--exit | --e2e]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let code = run(e2e, stay).await;
     std::process::exit(code);
 }
 
-async fn run(e2e: bool) -> i32 {
+/// `stay`: wait for Ctrl-C after the demonstration (with the cluster up to explore).
+async fn run(e2e: bool, stay: bool) -> i32 {
     println!("==> starting kube-apiserver, etcd and the EC2 simulator (AWS throttling on)");
     let config = SimConfig {
         attach_latency_ms: 1000,
@@ -99,8 +111,10 @@ async fn run(e2e: bool) -> i32 {
     failures.extend(ping_over_ipvlan(&fabric));
     if e2e {
         failures.extend(remove_and_check(&mut cluster, &fabric).await);
-    } else if failures.is_empty() {
-        println!("\nThe sandbox stays up until Ctrl-C. In another shell:");
+    } else if failures.is_empty() && stay {
+        println!(
+            "\nThe sandbox stays up until Ctrl-C (`just demo --exit` stops here). In another shell:"
+        );
         println!("    export KUBECONFIG={kubeconfig}; kubectl get neni -o wide");
         println!("    ip netns exec {} ip link", fabric.namespace(NODES[0]));
         let _ = tokio::signal::ctrl_c().await;

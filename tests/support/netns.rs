@@ -3,6 +3,7 @@
 //! the [`TestNetns`] and every socket opened in it are dropped.
 
 use std::fs::File;
+use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +15,7 @@ use multi_eni::manager::mac::Mac;
 use multi_eni::manager::netlink::{self, Netlink};
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns, unshare};
-use rtnetlink::{LinkDummy, LinkIfb, LinkMessageBuilder, LinkUnspec};
+use rtnetlink::{LinkDummy, LinkIfb, LinkMessageBuilder, LinkUnspec, LinkVxlan};
 
 /// A network namespace with a netlink handle inside it.
 pub struct TestNetns {
@@ -114,6 +115,31 @@ impl TestNetns {
         result.unwrap_or_else(|e| panic!("add ifb {name}: {e}"));
     }
 
+    /// `ip link add <name> address <mac> type vxlan id <vni> dstport <port> [dev <lower>]`
+    /// (down): a standalone Ethernet link to the agent, whose MTU is bounded by the lower
+    /// device's and which cannot be set up while a socket holds its UDP port.
+    pub async fn add_vxlan(&self, name: &str, mac: &str, vni: u32, port: u16, lower: Option<&str>) {
+        let mac: Mac = mac.parse().expect("a MAC");
+        let mut vxlan = LinkVxlan::new(name, vni).port(port);
+        if let Some(lower) = lower {
+            vxlan = vxlan.dev(self.index(lower).await);
+        }
+        let message = vxlan.address(mac.0.to_vec()).build();
+        let result = self.handle.link().add(message).execute().await;
+        result.unwrap_or_else(|e| panic!("add vxlan {name}: {e}"));
+    }
+
+    /// A UDP socket bound to `port` on every address of the namespace.
+    pub fn bind_udp(&self, port: u16) -> UdpSocket {
+        let namespace = self.file.try_clone().expect("dup");
+        std::thread::spawn(move || {
+            setns(&namespace, CloneFlags::CLONE_NEWNET).expect("setns");
+            UdpSocket::bind(("0.0.0.0", port)).expect("bind the UDP port")
+        })
+        .join()
+        .expect("socket thread")
+    }
+
     /// `ip link del <name>`.
     pub async fn delete(&self, name: &str) {
         let index = self.index(name).await;
@@ -128,6 +154,16 @@ impl TestNetns {
     /// `ip link set <name> mtu <mtu>`.
     pub async fn set_mtu(&self, name: &str, mtu: u32) {
         self.set(name, |link| link.mtu(mtu)).await;
+    }
+
+    /// `ip link set <name> up`.
+    pub async fn set_up(&self, name: &str) {
+        self.set(name, LinkMessageBuilder::up).await;
+    }
+
+    /// `ip link set <name> name <new>`.
+    pub async fn rename(&self, name: &str, new: &str) {
+        self.set(name, |link| link.name(new)).await;
     }
 
     /// `ip link set <name> down`.

@@ -98,16 +98,27 @@ impl SimCluster {
             "node.kubernetes.io/instance-type".into(),
             instance_type.into(),
         );
+        self.create_node(name, &all, &format!("aws:///{zone}/{instance}"))
+            .await;
+        instance
+    }
+
+    /// A Node object alone, with these labels and provider ID.
+    pub async fn create_node(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+        provider_id: &str,
+    ) {
         let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": all},
-            "spec": {"providerID": format!("aws:///{zone}/{instance}")},
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"providerID": provider_id},
         }))
         .expect("a Node");
         Api::<Node>::all(self.client.clone())
             .create(&PostParams::default(), &node)
             .await
             .expect("create the Node");
-        instance
     }
 
     /// Someone else's ENI (no tags of ours), attached to `instance` at `device_index`.
@@ -245,6 +256,20 @@ impl SimCluster {
                     self.controller_log()
                 );
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits up to `timeout` for the NodeENI to be gone (its finalizer removed).
+    pub async fn wait_nodeeni_gone(&self, name: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.nodeenis().get_opt(name).await.unwrap().is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the finalizer of {name} stayed for {timeout:?}; EC2 has {:?}\n{}",
+                self.owned_enis().await,
+                self.controller_log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -39,6 +39,27 @@ async fn client_token_makes_create_idempotent() {
 
     let mismatch = create("other").send().await.unwrap_err();
     assert_eq!(error_of(&mismatch).0, "IdempotentParameterMismatch");
+
+    // Deleted, the ENI is still the token's answer, and nothing is created.
+    (w.ec2.delete_network_interface().network_interface_id(id))
+        .send()
+        .await
+        .unwrap();
+    let replayed = create("multus").send().await.unwrap();
+    assert_eq!(
+        replayed.network_interface().unwrap().network_interface_id(),
+        Some(id)
+    );
+    let all = w.ec2.describe_network_interfaces().send().await.unwrap();
+    assert!(all.network_interfaces().is_empty(), "no ENI created");
+    let described = (w
+        .ec2
+        .describe_network_interfaces()
+        .network_interface_ids(id))
+    .send()
+    .await
+    .unwrap_err();
+    assert_eq!(error_of(&described).0, "InvalidNetworkInterfaceID.NotFound");
 }
 
 #[tokio::test]

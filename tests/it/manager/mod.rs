@@ -4,6 +4,7 @@
 //! their own.
 
 mod dpdk;
+mod failures;
 mod imds;
 mod link_ops;
 mod links;

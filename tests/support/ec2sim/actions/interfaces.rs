@@ -129,6 +129,10 @@ pub fn create(ctx: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(), ApiError> {
                     ),
                 ));
             }
+            // EC2 answers a used token with the result of the first request, "updated
+            // information" where there is some ("Ensuring idempotency in Amazon EC2 API
+            // requests"): the ENI as it is now, or, deleted since, as it was created. Nothing
+            // is created again.
             let eni = ctx.world.enis.get(&created.id).unwrap_or(created);
             x.node("networkInterface", |x| eni_body(x, eni))
                 .leaf("clientToken", token);
