@@ -23,7 +23,7 @@ fn fast() -> SimConfig {
     }
 }
 
-fn ready(nodeeni: &NodeENI) -> bool {
+pub(crate) fn ready(nodeeni: &NodeENI) -> bool {
     nodeeni.status.as_ref().is_some_and(|status| {
         status.observed_generation == nodeeni.metadata.generation
             && status

@@ -9,4 +9,5 @@ mod controller;
 mod crd;
 mod ec2;
 mod ec2sim;
+mod image;
 mod manager;
