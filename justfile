@@ -57,6 +57,14 @@ static-binary:
 image: image-deps
     tests/tools/image.sh
 
+# The Containerfile's registry way, offline (its Rust stage's base a stand-in made of this machine's Debian and Rust), checked by the image's tests
+image-registry-way: image-deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    image="$(tests/tools/image-registry-way.sh | tail -n1)"
+    trap 'podman rmi "$image" >/dev/null' EXIT
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_IMAGE="$image" cargo test --test it image::
+
 # What the image's build and test run besides the project: podman, runc and the CA certificates, from Debian
 image-deps:
     command -v podman >/dev/null && command -v runc >/dev/null && dpkg-query -W -f '${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed' || (apt-get update -qq && apt-get install -y -qq podman runc ca-certificates)

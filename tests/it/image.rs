@@ -187,16 +187,16 @@ async fn controller_in_the_image_makes_a_nodeeni_ready() {
     );
 }
 
-/// The image `podman save` wrote, once per test process.
+/// The image as `podman save` writes it, read once per test process.
 struct SavedImage {
     /// The image configuration's `config` object (User, Entrypoint, Env, Labels…).
     config: Value,
-    layers: Vec<PathBuf>,
+    /// The layers' blobs (tar archives, compressed), base first.
+    layers: Vec<Vec<u8>>,
     /// Bytes unpacked, as `podman images` counts them.
     size: u64,
     /// Bytes of the compressed layers, as a registry stores them.
     compressed: u64,
-    _dir: TempDir,
 }
 
 fn image() -> &'static SavedImage {
@@ -245,14 +245,16 @@ impl SavedImage {
             run(Command::new("podman").args(["image", "inspect", "--format", "{{.Size}}", id]));
         SavedImage {
             config: config["config"].clone(),
-            layers: layers.iter().map(|layer| blob(&oci, layer)).collect(),
+            layers: layers
+                .iter()
+                .map(|layer| std::fs::read(blob(&oci, layer)).unwrap())
+                .collect(),
             size: String::from_utf8(inspect.stdout)
                 .unwrap()
                 .trim()
                 .parse()
                 .unwrap(),
             compressed: layers.iter().map(|l| l["size"].as_u64().unwrap()).sum(),
-            _dir: dir,
         }
     }
 }
@@ -273,14 +275,17 @@ impl Bundle {
         let rootfs = bundle.rootfs();
         std::fs::create_dir(&rootfs).unwrap();
         std::fs::set_permissions(&rootfs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let archive = bundle.dir.path().join("layer.tar");
         for layer in &image.layers {
+            std::fs::write(&archive, layer).unwrap();
             // As root, tar keeps the layer's owners and modes.
             run(Command::new("tar")
                 .arg("-xf")
-                .arg(layer)
+                .arg(&archive)
                 .arg("-C")
                 .arg(&rootfs));
         }
+        std::fs::remove_file(&archive).unwrap();
         bundle
     }
 

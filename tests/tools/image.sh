@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the container image offline (`just image`): tests/tools/image-rootfs.sh writes the
 # image's file tree as a build context of its own, then the Containerfile's offline way
-# (ROOTFS=context) builds from it with `podman build --network=none`, tagged
+# (--target offline) builds from it with `podman build --network=none`, tagged
 # localhost/multi-eni:<version>. Prints the image's size, then its ID last (the image test
 # uses the ID, which another checkout building the same tag cannot move).
 set -euo pipefail
@@ -14,8 +14,8 @@ tests/tools/image-rootfs.sh "$context"
 version=$("$context/usr/local/bin/multi-eni" --version | awk '{ print $2 }')
 
 previous=$(cat "$work/id" 2>/dev/null || true)
-# --layers=false: one layer, as a build with registries makes, and no intermediate images left.
-podman build --network=none --layers=false --build-arg ROOTFS=context --iidfile "$work/id" \
+# --layers=false: no intermediate images left behind.
+podman build --network=none --layers=false --target offline --iidfile "$work/id" \
   -t "localhost/multi-eni:$version" -f Containerfile "$context" >&2
 id=$(cat "$work/id")
 # The previous build of this target dir, once no tag names it any more.
