@@ -21,7 +21,7 @@ id=$(cat "$work/id")
 # The previous build of this target dir, once no tag names it any more.
 if [[ -n $previous && $previous != "$id" ]] &&
   [[ $(podman image inspect --format '{{len .RepoTags}}' "$previous" 2>/dev/null) == 0 ]]; then
-  podman rmi "$previous" >/dev/null
+  podman rmi "$previous" >/dev/null || echo "could not remove the previous image $previous" >&2
 fi
 
 size=$(podman image inspect --format '{{.Size}}' "$id")
