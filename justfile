@@ -14,9 +14,9 @@ demo *ARGS: sandbox-deps
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
-# Format and lint checks, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3, the sandbox), then the static binary
+# Format and lint checks, the image, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3, the image under runc, the sandbox), then the static binary
 test: lint venv
-    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" cargo test --all-targets
+    image="$(just image | tail -n1)" && MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_IMAGE="$image" cargo test --all-targets
     just ec2-sim-check
     just e2e
     just static-binary
@@ -52,6 +52,22 @@ static-binary:
     size=$(stat -c %s "$bin")
     echo "size: $(awk -v b="$size" 'BEGIN { printf "%.1f MB (%d bytes)", b / 1e6, b }')"
     (( size <= 15000000 )) || { echo "larger than 15 MB" >&2; exit 1; }
+
+# The container image, built offline from the static binary (podman build --network=none); prints its size, then its ID last
+image: image-deps
+    tests/tools/image.sh
+
+# The Containerfile's registry way, offline (its Rust stage's base a stand-in made of this machine's Debian and Rust), checked by the image's tests
+image-registry-way: image-deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    image="$(tests/tools/image-registry-way.sh | tail -n1)"
+    trap 'podman rmi "$image" >/dev/null' EXIT
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_IMAGE="$image" cargo test --test it image::
+
+# What the image's build and test run besides the project: podman, runc and the CA certificates, from Debian
+image-deps:
+    command -v podman >/dev/null && command -v runc >/dev/null && dpkg-query -W -f '${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed' || (apt-get update -qq && apt-get install -y -qq podman runc ca-certificates)
 
 # The Python tools the tests use (moto's EC2 server, boto3), in a virtualenv under the cache
 venv:

@@ -10,4 +10,5 @@ mod controller_faults;
 mod crd;
 mod ec2;
 mod ec2sim;
+mod image;
 mod manager;

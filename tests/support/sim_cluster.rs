@@ -184,8 +184,14 @@ impl SimCluster {
     /// Starts `multi-eni controller` against this cluster, with short test timings (and no
     /// leader election unless `extra_args` asks for it).
     pub fn start_controller(&mut self, extra_args: &[&str]) {
-        self.controller_runs += 1;
         let port = free_port();
+        let mut command = self.controller_command(extra_args, port);
+        self.spawn_controller(&mut command, port);
+    }
+
+    /// The command line `start_controller` runs (arguments and environment), serving metrics
+    /// on 127.0.0.1:`port`.
+    pub fn controller_command(&self, extra_args: &[&str], port: u16) -> Command {
         let mut command = Command::new(multi_eni_binary());
         command
             .args(["controller", "--cluster-name", &self.cluster_name])
@@ -199,9 +205,16 @@ impl SimCluster {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("RUST_LOG", "multi_eni=debug,info");
+        command
+    }
+
+    /// Starts `command` (a controller, e.g. `controller_command` run in a container) as the
+    /// newest controller of this cluster, its metrics on `port`.
+    pub fn spawn_controller(&mut self, command: &mut Command, port: u16) {
+        self.controller_runs += 1;
         let name = format!("controller-{}", self.controller_runs);
         self.controllers
-            .push((Process::spawn(&name, &mut command, self.plane.dir()), port));
+            .push((Process::spawn(&name, command, self.plane.dir()), port));
     }
 
     pub fn controller_pid(&self) -> Option<u32> {
