@@ -9,6 +9,7 @@ pub mod moto;
 pub mod netns;
 pub mod process;
 pub mod sim_cluster;
+pub mod vm;
 
 /// A path inside the repository.
 pub fn repo_file(path: &str) -> std::path::PathBuf {
