@@ -10,3 +10,4 @@ mod crd;
 mod ec2;
 mod ec2sim;
 mod manager;
+mod node_vm;

@@ -189,7 +189,7 @@ impl NodeVm {
         .await;
         (self.plugged.lock().expect("plugged")).insert(mac.to_owned(), (slot, tap));
         Plugged {
-            pci_address: format!("0000:00:{slot:02x}.0"),
+            pci_address: self.pci_address(mac).expect("just plugged"),
         }
     }
 
@@ -229,6 +229,28 @@ impl NodeVm {
             .collect()
     }
 
+    /// The PCI address of the device plugged with `mac`.
+    pub fn pci_address(&self, mac: &str) -> Option<String> {
+        let plugged = self.plugged.lock().expect("plugged");
+        (plugged.get(mac)).map(|(slot, _)| format!("0000:00:{slot:02x}.0"))
+    }
+
+    /// Waits until `condition` (a shell script) succeeds in the guest, polling; panics
+    /// naming `what`, with the agent's log, after `timeout`.
+    pub async fn wait_until(&self, what: &str, condition: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !matches!(self.try_sh(condition).await, Ok((0, _))) {
+            self.check_alive();
+            assert!(
+                Instant::now() < deadline,
+                "{}: timed out waiting for {what} (`{condition}`); the agent's log:\n{}",
+                self.name,
+                tail(&self.agent_log(), 40)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn qmp(&self, command: &str, arguments: Value) -> Value {
         self.qmp
             .execute(command, arguments)
@@ -260,6 +282,12 @@ impl NodeVm {
     pub fn check_alive(&self) {
         self.qemu.check_alive();
     }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// QMP IDs start with a letter: `eni` and the MAC's hex digits.
