@@ -4,7 +4,6 @@
 
 pub mod control_plane;
 pub mod ec2sim;
-pub mod fake_sysfs;
 pub mod moto;
 pub mod netns;
 pub mod process;
