@@ -87,6 +87,12 @@ bench-manager:
     cargo build --example bench-manager
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-manager" "$CARGO_TARGET_DIR/release/multi-eni"
 
+# Node agent in a node VM (root): boot to agent ready, hot-plug to configured (20 PCI hot-plugs, timed in the VM), unplug
+bench-vm: vm-deps
+    cargo build --release --bin multi-eni
+    cargo build --example bench-vm --example vm-probe
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-vm" "$CARGO_TARGET_DIR/release/multi-eni" "$CARGO_TARGET_DIR/debug/examples/vm-probe"
+
 # The sandbox headless on node VMs: the whole flow asserted, from apply to removal (needs root)
 e2e: vm-deps
     cargo build --bin multi-eni --example sandbox

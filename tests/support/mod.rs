@@ -2,6 +2,7 @@
 // Each test binary and the sandbox use a different part of this module (and of its re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod bench;
 pub mod control_plane;
 pub mod ec2sim;
 pub mod moto;
