@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::support::process::run;
+
 /// Modules loaded at boot, in this order (each after its dependencies): fw_cfg (the test's
 /// settings), the virtio PCI transport and network driver (the management link and every
 /// hot-plugged ENI), ipvlan (pods' secondary networks), uio_pci_generic (DPDK).
@@ -147,19 +149,11 @@ fn install_guest_files(root: &Path) {
 fn install_modules(kernel_dir: &Path, version: &str, root: &Path) {
     let mut order: Vec<PathBuf> = Vec::new();
     for module in MODULES {
-        let output = Command::new("modprobe")
+        // "insmod /…/virtio_ring.ko " lines; built-in modules say "builtin <name>".
+        let text = run(Command::new("modprobe")
             .args(["--show-depends", "-C", "/dev/null", "-S", version, "-d"])
             .arg(kernel_dir)
-            .arg(module)
-            .output()
-            .expect("run modprobe (kmod)");
-        assert!(
-            output.status.success(),
-            "modprobe --show-depends {module}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // "insmod /…/virtio_ring.ko " lines; built-in modules say "builtin <name>".
-        let text = String::from_utf8_lossy(&output.stdout);
+            .arg(module));
         for line in text.lines() {
             if let Some(path) = line.strip_prefix("insmod ") {
                 let path = PathBuf::from(path.split_whitespace().next().unwrap_or_default());
@@ -184,21 +178,9 @@ fn install_modules(kernel_dir: &Path, version: &str, root: &Path) {
 fn install_binary(binary: &Path, dir: &Path, root: &Path) {
     std::fs::create_dir_all(dir).expect("binary directory");
     let target = dir.join(binary.file_name().expect("a file name"));
-    let strip = Command::new("strip")
-        .arg("-o")
-        .arg(&target)
-        .arg(binary)
-        .output()
-        .expect("run strip (binutils)");
-    assert!(
-        strip.status.success(),
-        "strip {}: {}",
-        binary.display(),
-        String::from_utf8_lossy(&strip.stderr)
-    );
-    let ldd = Command::new("ldd").arg(binary).output().expect("run ldd");
+    run(Command::new("strip").arg("-o").arg(&target).arg(binary));
     // "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "\t/lib64/ld-linux-x86-64.so.2 (0x…)".
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+    for line in run(Command::new("ldd").arg(binary)).lines() {
         let path = line.split("=>").last().unwrap_or_default().trim();
         let path = path.split(" (").next().unwrap_or_default();
         if let Some(relative) = path.strip_prefix('/') {

@@ -5,6 +5,8 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::support::process::run;
+
 pub struct Vpc {
     namespace: String,
     /// Tap names are `<prefix>t<n>`: unique on this machine while the test lives.
@@ -63,7 +65,7 @@ impl Vpc {
     }
 
     /// `ip -n <vpc namespace> <args>`.
-    pub fn ip(&self, args: &[&str]) {
+    fn ip(&self, args: &[&str]) {
         let mut all = vec!["-n", self.namespace.as_str()];
         all.extend_from_slice(args);
         ip(&all);
@@ -80,15 +82,6 @@ impl Drop for Vpc {
 }
 
 /// Runs `ip` with `args`; panics with its error output when it fails.
-pub fn ip(args: &[&str]) {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("run ip (iproute2)");
-    assert!(
-        output.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
+fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
 }
