@@ -42,7 +42,7 @@ fn ready_reason(nodeeni: &NodeENI) -> Option<String> {
         .map(|c| c.reason.clone())
 }
 
-async fn event_reasons(cluster: &SimCluster, nodeeni: &str) -> Vec<String> {
+async fn events(cluster: &SimCluster, nodeeni: &str) -> Vec<Event> {
     let events: Api<Event> = Api::all(cluster.client.clone());
     let selector = format!("involvedObject.name={nodeeni}");
     let list = events
@@ -50,6 +50,11 @@ async fn event_reasons(cluster: &SimCluster, nodeeni: &str) -> Vec<String> {
         .await
         .unwrap();
     list.items
+}
+
+async fn event_reasons(cluster: &SimCluster, nodeeni: &str) -> Vec<String> {
+    let events = events(cluster, nodeeni).await;
+    events
         .into_iter()
         .filter_map(|event| event.reason)
         .collect()
@@ -146,6 +151,24 @@ async fn nodes_come_and_go() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // multi-eni never forces a detach (that can leave the device index blocked until the
+    // instance stops): EC2 saw three detaches, none forced, and no event speaks of forcing.
+    let stats = cluster.sim.stats();
+    assert_eq!(stats.action("DetachNetworkInterface").calls, 3, "{stats:?}");
+    assert_eq!(stats.forced_detach_calls, 0, "{stats:?}");
+    let events = events(&cluster, "multus").await;
+    let detached = events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Detached"));
+    // Like events come as one with a series count.
+    let count = |e: &Event| e.series.as_ref().and_then(|s| s.count).unwrap_or(1);
+    assert_eq!(detached.map(count).sum::<i32>(), 3, "{events:?}");
+    let texts = events
+        .iter()
+        .flat_map(|e| [&e.reason, &e.message])
+        .flatten();
+    assert!(!texts.map(|t| t.to_lowercase()).any(|t| t.contains("force")));
     cluster.kill_controller();
 }
 

@@ -5,6 +5,8 @@
 mod attachments;
 mod behaviour;
 mod describe;
+mod detach;
+mod dry_run;
 mod interfaces;
 
 use std::future::Future;
@@ -101,6 +103,23 @@ impl World {
         Ok(attached.attachment_id.expect("an attachment ID"))
     }
 
+    /// DetachNetworkInterface, forced or not.
+    async fn detach(&self, attachment: &str, force: bool) -> Result<(), (String, String)> {
+        (self.ec2.detach_network_interface())
+            .attachment_id(attachment)
+            .force(force)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| error_of(&e))
+    }
+
+    /// The ENI's `Status`: `available`, `in-use`, `detaching`…
+    async fn eni_status(&self, id: &str) -> String {
+        let eni = self.eni(id).await;
+        eni.status().expect("a status").as_str().to_owned()
+    }
+
     async fn eni(&self, id: &str) -> NetworkInterface {
         self.try_eni(id).await.expect("DescribeNetworkInterfaces")
     }
@@ -132,6 +151,15 @@ fn error_of(error: &impl ProvideErrorMetadata) -> (String, String) {
         error.code().unwrap_or("no code").to_owned(),
         error.message().unwrap_or("no message").to_owned(),
     )
+}
+
+/// The HTTP status of a failed SDK call.
+fn status<E>(error: &aws_sdk_ec2::error::SdkError<E>) -> u16 {
+    error
+        .raw_response()
+        .expect("an HTTP answer")
+        .status()
+        .as_u16()
 }
 
 /// Polls `probe` until it answers; a bound of seconds, far above the latencies under test,

@@ -36,7 +36,8 @@ async fn main() {
         sim.endpoint_url()
     );
     println!(
-        "  control: {}/_sim/stats, /_sim/config, /_sim/faults, /_sim/reset, /_sim/hooks",
+        "  control: {}/_sim/stats, /_sim/config, /_sim/faults, /_sim/reset, /_sim/hooks, \
+         /_sim/guests, /_sim/release",
         sim.endpoint_url()
     );
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");

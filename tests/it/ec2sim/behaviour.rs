@@ -5,17 +5,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 
-use super::{World, error_of, eventually, quiet};
+use super::{World, error_of, eventually, quiet, status};
 use crate::support::ec2sim::{Bucket, NextFault, SimConfig, Stats, ThrottleConfig};
-
-/// The HTTP status of a failed SDK call.
-fn status<E>(error: &aws_sdk_ec2::error::SdkError<E>) -> u16 {
-    error
-        .raw_response()
-        .expect("an HTTP answer")
-        .status()
-        .as_u16()
-}
 
 #[tokio::test]
 async fn throttling_answers_request_limit_exceeded_per_bucket() {

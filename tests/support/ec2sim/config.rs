@@ -10,7 +10,8 @@ pub struct SimConfig {
     pub throttle: ThrottleConfig,
     /// How long an attachment stays `attaching` (0: attached at once).
     pub attach_latency_ms: u64,
-    /// How long an attachment stays `detaching` before the ENI is `available` (0: at once).
+    /// How long an attachment stays `detaching` before the ENI is `available` (0: at once),
+    /// unless the instance's guest holds its detaches (`Simulator::hold_detaches`).
     pub detach_latency_ms: u64,
     /// For this long after CreateNetworkInterface, the ENI answers NotFound to every call
     /// but an idempotent retry of the create.
@@ -47,7 +48,8 @@ pub struct ThrottleConfig {
     pub interface_mutating: Bucket,
     /// CreateTags, DeleteTags.
     pub tags: Bucket,
-    /// Every other mutating action: Attach/DetachNetworkInterface, RunInstances…
+    /// Every other mutating action: Attach/DetachNetworkInterface, Run/Stop/Start/
+    /// TerminateInstances…
     pub mutating: Bucket,
 }
 

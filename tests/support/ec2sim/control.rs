@@ -1,5 +1,6 @@
 //! The control endpoint, JSON under `/_sim/`: statistics, configuration, injected faults,
-//! reset, and attachment hooks for callers outside the process.
+//! reset, attachment hooks, and guests that hold and release detaches, for callers outside
+//! the process.
 
 use std::sync::{Arc, PoisonError};
 
@@ -24,6 +25,8 @@ pub fn routes() -> Router<Arc<Shared>> {
         .route("/faults", post(add_fault))
         .route("/reset", post(reset))
         .route("/hooks", post(add_hook))
+        .route("/guests", post(add_guest))
+        .route("/release", post(release))
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -84,11 +87,57 @@ async fn add_hook(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestRequest {
+    instance_id: String,
+    /// Where each detach the guest holds is POSTed; none: the guest watches for `detaching`.
+    url: Option<String>,
+}
+
+/// `{"instance_id": "i-…", "url": "http://…"}`: the instance's guest holds its detaches.
+async fn add_guest(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request = match parse::<GuestRequest>(&body) {
+        Ok(request) => request,
+        Err(error) => return bad_request(&error),
+    };
+    let hook = match request.url.as_deref().map(http_hook).transpose() {
+        Ok(hook) => hook,
+        Err(error) => return bad_request(&error),
+    };
+    match shared.hold_detaches(&request.instance_id, hook) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => error_answer(StatusCode::NOT_FOUND, &error.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseRequest {
+    attachment_id: String,
+}
+
+/// `{"attachment_id": "eni-attach-…"}`: the guest has released the device.
+async fn release(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let request = match parse::<ReleaseRequest>(&body) {
+        Ok(request) => request,
+        Err(error) => return bad_request(&error),
+    };
+    match shared.release(&request.attachment_id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => error_answer(StatusCode::NOT_FOUND, &error),
+    }
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|error| error.to_string())
 }
 
 fn bad_request(message: &str) -> Response {
+    error_answer(StatusCode::BAD_REQUEST, message)
+}
+
+fn error_answer(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message });
-    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+    (status, Json(body)).into_response()
 }

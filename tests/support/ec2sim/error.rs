@@ -11,11 +11,13 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with the status EC2 uses for its code: 503 for throttling and unavailability,
-    /// 500 for internal errors, 400 for everything the caller got wrong.
+    /// 500 for internal errors, 412 for DryRunOperation, 400 for everything the caller got
+    /// wrong.
     pub fn new(code: &str, message: impl Into<String>) -> ApiError {
         let status = match code {
             "RequestLimitExceeded" | "Unavailable" | "ServiceUnavailable" => 503,
             "InternalError" | "InternalFailure" => 500,
+            "DryRunOperation" => 412,
             _ => 400,
         };
         ApiError {
@@ -47,6 +49,16 @@ impl ApiError {
 
     pub fn throttled() -> ApiError {
         ApiError::new("RequestLimitExceeded", "Request limit exceeded.")
+    }
+
+    /// The answer to a dry run that would have succeeded. EC2's "Common client error codes"
+    /// describe DryRunOperation; the 412 status and this message are what EC2 sends (a raw
+    /// answer is quoted in getmoto/moto#1980; the API reference gives neither).
+    pub fn dry_run() -> ApiError {
+        ApiError::new(
+            "DryRunOperation",
+            "Request would have succeeded, but DryRun flag is set.",
+        )
     }
 
     pub fn is_throttling(&self) -> bool {

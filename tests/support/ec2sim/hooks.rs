@@ -1,5 +1,6 @@
-//! Attachment hooks: whoever plays the nodes (the sandbox, a test) learns when an ENI becomes
-//! `attached` to an instance and when it is detached from it, in process or by an HTTP POST.
+//! Hooks: whoever plays the nodes (the sandbox, a test) learns when an ENI becomes `attached`
+//! to an instance and when it is detached from it; a guest that releases its devices itself
+//! learns of each detach waiting for it. In process, or by an HTTP POST of JSON.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,24 +39,50 @@ impl AttachmentEvent {
     }
 }
 
-pub type Hook = Box<dyn Fn(AttachmentEvent) + Send + Sync>;
+/// A detach that waits for the guest to release the device, on an instance whose guest holds
+/// its detaches (`Simulator::hold_detaches`). The guest answers with `Simulator::release` or
+/// `POST /_sim/release {"attachment_id": …}`; until then the attachment stays `detaching`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetachRequest {
+    pub instance_id: String,
+    pub attachment_id: String,
+    pub network_interface_id: String,
+    pub mac_address: String,
+    pub device_index: i64,
+    pub network_card_index: i64,
+}
+
+impl DetachRequest {
+    pub fn new(eni: &Eni, attachment: &Attachment) -> DetachRequest {
+        DetachRequest {
+            instance_id: attachment.instance_id.clone(),
+            attachment_id: attachment.id.clone(),
+            network_interface_id: eni.id.clone(),
+            mac_address: eni.mac.clone(),
+            device_index: attachment.device_index,
+            network_card_index: attachment.card_index,
+        }
+    }
+}
+
+pub type Hook<T = AttachmentEvent> = Box<dyn Fn(T) + Send + Sync>;
 
 /// A hook that POSTs each event as JSON to `url` (`http://host:port/path`), one at a time and
 /// in order. Must be called inside a tokio runtime.
-pub fn http_hook(url: &str) -> Result<Hook, String> {
+pub fn http_hook<T: Serialize + Send + 'static>(url: &str) -> Result<Hook<T>, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
         return Err(format!("{url}: not an http://host:port/path URL"));
     }
-    let (sender, mut events) = mpsc::unbounded_channel::<AttachmentEvent>();
+    let (sender, mut events) = mpsc::unbounded_channel::<T>();
     let url = url.to_owned();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             let body = serde_json::to_string(&event).expect("events serialize");
             match http_request("POST", &url, &body).await {
                 Ok((200..=299, _)) => {}
-                Ok((status, _)) => eprintln!("ec2sim: attachment hook {url}: answered {status}"),
-                Err(error) => eprintln!("ec2sim: attachment hook {url}: {error}"),
+                Ok((status, _)) => eprintln!("ec2sim: hook {url}: answered {status}"),
+                Err(error) => eprintln!("ec2sim: hook {url}: {error}"),
             }
         }
     });

@@ -1,8 +1,10 @@
 //! An EC2 simulator: an HTTP server speaking the EC2 Query protocol (as aws-sdk-ec2 and boto3
 //! do) for the VPC, instance and ENI actions multi-eni uses, modelling what EC2 does and
 //! simpler stand-ins do not: ClientToken idempotency, device-index conflicts, per-type and
-//! per-card attachment limits, asynchronous attach and detach, DeleteOnTermination at
-//! termination, AWS's token-bucket throttling, eventual consistency and injected faults.
+//! per-card attachment limits, asynchronous attach and detach (held by the guest until it
+//! releases the device, or forced, leaving the index blocked until the instance stops),
+//! DeleteOnTermination at termination, DryRun, AWS's token-bucket throttling, eventual
+//! consistency and injected faults.
 //!
 //! Runs in process for tests ([`Simulator::start`]) and standalone (`just ec2-sim ADDR`).
 //! `/_sim/` on the same port is its JSON control endpoint (see `control.rs`).
@@ -31,7 +33,7 @@ use tokio::task::JoinHandle;
 pub use config::{Bucket, SimConfig, ThrottleConfig};
 pub use error::ApiError;
 pub use faults::NextFault;
-pub use hooks::{AttachmentEvent, AttachmentEventKind, Hook};
+pub use hooks::{AttachmentEvent, AttachmentEventKind, DetachRequest, Hook};
 pub use server::{ActionStats, Stats};
 
 use actions::Launch;
@@ -126,12 +128,29 @@ impl Simulator {
         self.shared.reset();
     }
 
-    /// Calls `hook` when an attachment becomes `attached` and when an ENI is detached (by
-    /// DetachNetworkInterface or at termination). Primary ENIs give no events.
+    /// Calls `hook` when an attachment becomes `attached` and when an ENI is detached (once
+    /// its guest releases it, when forced, or at termination). Primary ENIs give no events.
     pub fn on_attachment(&self, hook: Hook) {
         (self.shared.hooks.write())
             .unwrap_or_else(PoisonError::into_inner)
             .push(hook);
+    }
+
+    /// The instance's guest releases its devices itself from now on: a detach from it, while
+    /// it runs, stays `detaching` (`on_request`, if any, hears of it) until `release`, or until
+    /// a forced detach or a stop ends it. Other instances release after the detach latency.
+    pub fn hold_detaches(
+        &self,
+        instance_id: &str,
+        on_request: Option<Hook<DetachRequest>>,
+    ) -> Result<(), ApiError> {
+        self.shared.hold_detaches(instance_id, on_request)
+    }
+
+    /// The guest has released the device of a `detaching` attachment: the ENI is `available`.
+    /// Errs when no detach of that attachment is waiting.
+    pub fn release(&self, attachment_id: &str) -> Result<(), String> {
+        self.shared.release(attachment_id)
     }
 
     /// A call to the control endpoint over HTTP, as an outside process makes it:

@@ -1,7 +1,8 @@
 //! The HTTP side: EC2 Query requests on any path but `/_sim/`, served through throttling,
-//! injected faults and latency, then the action; attachment events go to the hooks once the
-//! world is unlocked.
+//! injected faults and latency, then the action (or its dry run); attachment events and
+//! detach requests go to the hooks once the world is unlocked.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -13,14 +14,14 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::actions::{self, Ctx, Pending};
+use super::actions::{self, Ctx, Handler, Pending};
 use super::config::SimConfig;
 use super::control;
 use super::error::ApiError;
 use super::faults::Faults;
-use super::hooks::{AttachmentEvent, Hook};
+use super::hooks::{AttachmentEvent, DetachRequest, Hook};
 use super::query::Params;
-use super::state::World;
+use super::state::{World, instance_not_found};
 use super::throttle::{self, Throttle};
 use super::xml::{self, Xml};
 
@@ -29,6 +30,8 @@ pub struct Shared {
     pub world: Mutex<World>,
     pub control: Mutex<Control>,
     pub hooks: RwLock<Vec<Hook>>,
+    /// Instance ID → the hook of its guest, which releases the devices of detaches it holds.
+    pub guests: RwLock<HashMap<String, Hook<DetachRequest>>>,
     requests: AtomicU64,
 }
 
@@ -49,17 +52,25 @@ impl Control {
     }
 }
 
-/// Calls per action: all of them, those throttled, those answered with another error.
+/// Calls per action: all of them, those throttled, those answered with another error, those
+/// answered DryRunOperation; and the DetachNetworkInterface calls that asked for `Force`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    pub actions: std::collections::BTreeMap<String, ActionStats>,
+    pub actions: BTreeMap<String, ActionStats>,
+    /// DetachNetworkInterface calls with `Force=true`, whatever their answer (dry runs too).
+    #[serde(default)]
+    pub forced_detach_calls: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionStats {
     pub calls: u64,
     pub throttled: u64,
+    /// Errors other than throttling and DryRunOperation.
     pub errors: u64,
+    /// Dry runs that would have succeeded (answered DryRunOperation).
+    #[serde(default)]
+    pub dry_runs: u64,
 }
 
 impl Stats {
@@ -82,6 +93,7 @@ impl Shared {
                 ..Control::default()
             }),
             hooks: RwLock::default(),
+            guests: RwLock::default(),
             requests: AtomicU64::new(0),
         }
     }
@@ -95,10 +107,47 @@ impl Shared {
         }
     }
 
-    /// Forgets every resource, counter, pending fault and bucket level; keeps the
-    /// configuration and the hooks.
+    /// Tells each guest of the detaches it holds.
+    fn request(&self, requests: Vec<DetachRequest>) {
+        let guests = self.guests.read().unwrap_or_else(PoisonError::into_inner);
+        for request in requests {
+            if let Some(guest) = guests.get(&request.instance_id) {
+                guest(request);
+            }
+        }
+    }
+
+    /// The instance's guest releases its devices itself from now on (see `DetachRequest`);
+    /// `guest`, if any, hears each detach it holds.
+    pub fn hold_detaches(
+        &self,
+        instance_id: &str,
+        guest: Option<Hook<DetachRequest>>,
+    ) -> Result<(), ApiError> {
+        let mut world = lock(&self.world);
+        let instance = world.instances.get_mut(instance_id);
+        instance
+            .ok_or_else(|| instance_not_found(instance_id))?
+            .guest_releases = true;
+        if let Some(guest) = guest {
+            (self.guests.write().unwrap_or_else(PoisonError::into_inner))
+                .insert(instance_id.to_owned(), guest);
+        }
+        Ok(())
+    }
+
+    /// The guest has released the device: the detach of `attachment_id` completes.
+    pub fn release(&self, attachment_id: &str) -> Result<(), String> {
+        let event = lock(&self.world).release(attachment_id)?;
+        self.deliver(vec![event]);
+        Ok(())
+    }
+
+    /// Forgets every resource (the guests' holds with their instances), counter, pending fault
+    /// and bucket level; keeps the configuration and the attachment hooks.
     pub fn reset(&self) {
         lock(&self.world).reset();
+        (self.guests.write().unwrap_or_else(PoisonError::into_inner)).clear();
         let mut control = lock(&self.control);
         let config = std::mem::take(&mut control.config);
         *control = Control {
@@ -107,14 +156,13 @@ impl Shared {
         };
     }
 
-    fn count_call(&self, action: &str) {
+    fn count_call(&self, action: &str, params: &Params) {
         let mut control = lock(&self.control);
-        control
-            .stats
-            .actions
-            .entry(action.to_owned())
-            .or_default()
-            .calls += 1;
+        let stats = &mut control.stats;
+        stats.actions.entry(action.to_owned()).or_default().calls += 1;
+        if action == "DetachNetworkInterface" && params.bool("Force") == Ok(Some(true)) {
+            stats.forced_detach_calls += 1;
+        }
     }
 
     /// Decides whether the call is throttled or faulted, before any latency.
@@ -141,6 +189,8 @@ impl Shared {
         let stats = control.stats.actions.entry(action.to_owned()).or_default();
         if error.is_throttling() {
             stats.throttled += 1;
+        } else if error.code == "DryRunOperation" {
+            stats.dry_runs += 1;
         } else {
             stats.errors += 1;
         }
@@ -174,7 +224,7 @@ async fn ec2(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Respon
 }
 
 async fn serve(shared: &Arc<Shared>, action: &str, params: &Params) -> Result<Xml, ApiError> {
-    shared.count_call(action);
+    shared.count_call(action, params);
     let handler = actions::handler(action).ok_or_else(|| {
         ApiError::new(
             "InvalidAction",
@@ -186,18 +236,44 @@ async fn serve(shared: &Arc<Shared>, action: &str, params: &Params) -> Result<Xm
         tokio::time::sleep(Duration::from_millis(config.added_latency_ms)).await;
     }
     verdict?;
+    if params.bool("DryRun")?.unwrap_or(false) {
+        return Err(dry_run(shared, handler, &config, params));
+    }
     let mut body = Xml::default();
-    let (events, pending) = {
+    let (events, pending, requests) = {
         let mut world = lock(&shared.world);
         let mut ctx = Ctx::new(&mut world, &config);
         handler(&mut ctx, params, &mut body)?;
-        (ctx.events, ctx.pending)
+        (ctx.events, ctx.pending, ctx.requests)
     };
     shared.deliver(events);
+    shared.request(requests);
     for transition in pending {
         schedule(Arc::clone(shared), transition);
     }
     Ok(body)
+}
+
+/// EC2's `DryRun=true`: the action runs on a copy of the world, which is then dropped, so that
+/// nothing changes, no hook hears anything and no ID or ClientToken is used up. The answer is
+/// the action's own error when it would fail (say `InvalidAttachmentID.NotFound`), else
+/// DryRunOperation. The API reference only says the dry run checks "whether you have the
+/// required permissions" and answers DryRunOperation or UnauthorizedOperation; the common
+/// client error codes define DryRunOperation as "the request would have succeeded", so a
+/// request that would fail cannot get it, and clients rely on the real error (AWS's own
+/// start_stop_instances example uses a dry run "to see if the instance exists").
+/// UnauthorizedOperation never comes: the simulator has no IAM, every caller may do anything.
+///
+/// Throttling and injected faults come first, as for any request: the throttling page says
+/// "each request that you make removes one token from the API's bucket" and nothing
+/// about dry runs, so a dry run takes its token (and is throttled) like the real call.
+fn dry_run(shared: &Shared, handler: Handler, config: &SimConfig, params: &Params) -> ApiError {
+    let mut scratch = lock(&shared.world).clone();
+    let mut ctx = Ctx::new(&mut scratch, config);
+    match handler(&mut ctx, params, &mut Xml::default()) {
+        Ok(()) => ApiError::dry_run(),
+        Err(error) => error,
+    }
 }
 
 fn schedule(shared: Arc<Shared>, pending: Pending) {

@@ -10,7 +10,8 @@ use super::query::Tags;
 
 pub const ACCOUNT: &str = "123456789012";
 
-#[derive(Default)]
+/// Cloned whole for a dry run, which changes only the copy.
+#[derive(Clone, Default)]
 pub struct World {
     pub vpcs: BTreeMap<String, Vpc>,
     pub subnets: BTreeMap<String, Subnet>,
@@ -22,12 +23,14 @@ pub struct World {
     serial: u64,
 }
 
+#[derive(Clone)]
 pub struct Vpc {
     pub id: String,
     pub cidr: Cidr,
     pub tags: Tags,
 }
 
+#[derive(Clone)]
 pub struct Subnet {
     pub id: String,
     pub vpc_id: String,
@@ -37,6 +40,7 @@ pub struct Subnet {
     pub used: BTreeSet<u32>,
 }
 
+#[derive(Clone)]
 pub struct SecurityGroup {
     pub id: String,
     pub vpc_id: String,
@@ -45,6 +49,7 @@ pub struct SecurityGroup {
     pub tags: Tags,
 }
 
+#[derive(Clone)]
 pub struct Instance {
     pub id: String,
     pub reservation_id: String,
@@ -54,19 +59,34 @@ pub struct Instance {
     pub subnet_id: String,
     pub vpc_id: String,
     pub private_ip: Ipv4Addr,
-    pub running: bool,
+    pub state: InstanceState,
     pub launch_time: SystemTime,
     pub launch_index: usize,
     pub tags: Tags,
+    /// (network card, device index) slots left blocked by forced detaches until the instance
+    /// stops: see `DetachNetworkInterface` with `Force`.
+    pub blocked: BTreeSet<(i64, i64)>,
+    /// Its guest releases detached devices itself (`Simulator::hold_detaches`): a detach
+    /// from it while it runs stays `detaching` until released, instead of for the latency.
+    pub guest_releases: bool,
 }
 
-impl Instance {
-    /// EC2's (code, name) of the instance state.
-    pub fn state(&self) -> (u16, &'static str) {
-        if self.running {
-            (16, "running")
-        } else {
-            (48, "terminated")
+/// The instance states the simulator reaches; stop and start complete at once, so it never
+/// reports `pending`, `stopping` or `shutting-down`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InstanceState {
+    Running,
+    Stopped,
+    Terminated,
+}
+
+impl InstanceState {
+    /// EC2's (code, name) of the state.
+    pub fn code_and_name(self) -> (u16, &'static str) {
+        match self {
+            InstanceState::Running => (16, "running"),
+            InstanceState::Stopped => (80, "stopped"),
+            InstanceState::Terminated => (48, "terminated"),
         }
     }
 }

@@ -1,15 +1,17 @@
-//! Attach and detach with EC2's checks (running instance, same Availability Zone, free device
-//! index per network card, the type's interface limits) and its asynchronous states:
-//! `attaching` → `attached`, `detaching` → `available`, each after its configured latency.
+//! Attach and detach with EC2's checks (an instance not terminated, same Availability Zone,
+//! free device index per network card, the type's interface limits) and its asynchronous
+//! states: `attaching` → `attached` after the attach latency, `detaching` → `available` once
+//! the guest releases the device (after the detach latency, or when a guest that holds its
+//! detaches says so), or at once when forced.
 
 use std::time::{Duration, SystemTime};
 
 use super::{Ctx, Xml, done};
 use crate::support::ec2sim::error::ApiError;
-use crate::support::ec2sim::hooks::{AttachmentEvent, AttachmentEventKind};
+use crate::support::ec2sim::hooks::{AttachmentEvent, AttachmentEventKind, DetachRequest};
 use crate::support::ec2sim::instance_types;
 use crate::support::ec2sim::query::Params;
-use crate::support::ec2sim::state::{AttachState, Attachment, World};
+use crate::support::ec2sim::state::{AttachState, Attachment, InstanceState, World};
 
 /// The end of a transitional attachment state (`attaching` or `detaching`), due after `after`.
 pub struct Pending {
@@ -38,16 +40,32 @@ impl World {
                     &attachment,
                 ))
             }
-            AttachState::Detaching => {
-                let attachment = eni.attachment.take()?;
-                Some(AttachmentEvent::new(
-                    AttachmentEventKind::Detached,
-                    eni,
-                    &attachment,
-                ))
-            }
+            AttachState::Detaching => self.finish_detach(&pending.eni_id),
             AttachState::Attached => None,
         }
+    }
+
+    /// Ends the ENI's attachment: the ENI is `available`, and the event tells the hooks.
+    pub fn finish_detach(&mut self, eni_id: &str) -> Option<AttachmentEvent> {
+        let eni = self.enis.get_mut(eni_id)?;
+        let attachment = eni.attachment.take()?;
+        Some(AttachmentEvent::new(
+            AttachmentEventKind::Detached,
+            eni,
+            &attachment,
+        ))
+    }
+
+    /// The guest has released the device of a `detaching` attachment: the detach completes.
+    pub fn release(&mut self, attachment_id: &str) -> Result<AttachmentEvent, String> {
+        let detaching = self.enis.values().find(|eni| {
+            (eni.attachment.as_ref())
+                .is_some_and(|a| a.id == attachment_id && a.state == AttachState::Detaching)
+        });
+        let eni_id = detaching
+            .map(|eni| eni.id.clone())
+            .ok_or_else(|| format!("no detach of attachment '{attachment_id}' is waiting"))?;
+        Ok(self.finish_detach(&eni_id).expect("detaching"))
     }
 }
 
@@ -100,7 +118,8 @@ fn check_attach(
 ) -> Result<(), ApiError> {
     let instance = ctx.world.instance(instance_id)?;
     let eni = ctx.world.eni(eni_id, ctx.now)?;
-    if !instance.running {
+    // A stopped instance takes attachments too ("warm attach", EC2 user guide).
+    if instance.state == InstanceState::Terminated {
         return Err(ApiError::new(
             "IncorrectInstanceState",
             format!("The instance '{instance_id}' is not 'running'."),
@@ -127,7 +146,10 @@ fn check_attach(
     let attached: Vec<_> = (ctx.world.enis_of(instance_id))
         .filter_map(|e| e.attachment.as_ref())
         .collect();
-    if (attached.iter()).any(|a| a.card_index == card_index && a.device_index == device_index) {
+    let slot = (card_index, device_index);
+    // A slot a forced detach left blocked fails as an occupied one: EC2 documents that the
+    // index may stay unusable, not with which error; this is the error for a taken index.
+    if (attached.iter()).any(|a| a.slot() == slot) || instance.blocked.contains(&slot) {
         return Err(ApiError::invalid_value(format!(
             "Instance '{instance_id}' already has an interface attached at device index '{device_index}'."
         )));
@@ -153,30 +175,50 @@ fn check_attach(
     Ok(())
 }
 
+/// DetachNetworkInterface. Without `Force` the attachment goes `detaching` until the guest
+/// releases the device. With `Force` (the API reference: "only as a last resort to detach a
+/// network interface from a failed instance") it ends at once whether or not the guest let go,
+/// and the running instance keeps the device index blocked until it stops: the reference warns
+/// "you might not be able to attach a different network interface to the same index on the
+/// instance without first stopping and starting the instance". (Its other warning, that
+/// instance metadata may still show the old interface, has no counterpart here: the simulator
+/// serves no instance metadata.)
 pub fn detach(ctx: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(), ApiError> {
     let attachment_id = p.required("AttachmentId")?;
+    let force = p.bool("Force")?.unwrap_or(false);
     let eni = ctx.world.attached_eni_mut(attachment_id)?;
-    let attachment = eni.attachment.as_mut().expect("found by its attachment");
+    let eni_id = eni.id.clone();
+    let attachment = eni.attachment.clone().expect("found by its attachment");
     if attachment.is_primary() {
         return Err(ApiError::new(
             "OperationNotPermitted",
             "The network interface at device index 0 cannot be detached.",
         ));
     }
-    match attachment.state {
-        AttachState::Attaching => {
-            return Err(ApiError::new(
-                "IncorrectState",
-                format!(
-                    "The attachment '{attachment_id}' is not in a valid state for this operation."
-                ),
-            ));
+    if attachment.state == AttachState::Attaching {
+        return Err(ApiError::new(
+            "IncorrectState",
+            format!("The attachment '{attachment_id}' is not in a valid state for this operation."),
+        ));
+    }
+    let instance = ctx.world.instance(&attachment.instance_id)?;
+    let running = instance.state == InstanceState::Running;
+    let held = running && instance.guest_releases;
+    if force {
+        ctx.events.extend(ctx.world.finish_detach(&eni_id));
+        let instance = (ctx.world.instances.get_mut(&attachment.instance_id)).expect("looked up");
+        if running {
+            instance.blocked.insert(attachment.slot());
         }
-        AttachState::Detaching => {}
-        AttachState::Attached => {
-            attachment.state = AttachState::Detaching;
+    } else if attachment.state == AttachState::Attached {
+        let eni = ctx.world.enis.get_mut(&eni_id).expect("looked up");
+        let detaching = eni.attachment.as_mut().expect("attached");
+        detaching.state = AttachState::Detaching;
+        if held {
+            ctx.requests.push(DetachRequest::new(eni, &attachment));
+        } else {
             let pending = Pending {
-                eni_id: eni.id.clone(),
+                eni_id,
                 attachment_id: attachment_id.to_owned(),
                 from: AttachState::Detaching,
                 after: Duration::from_millis(ctx.config.detach_latency_ms),

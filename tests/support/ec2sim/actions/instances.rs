@@ -1,18 +1,17 @@
-//! Instances: launched `running` with a primary ENI, terminated with EC2's DeleteOnTermination
-//! rule, described in reservations; and the instance types' network limits.
+//! Instances: launched `running` with a primary ENI, described in reservations; and the
+//! instance types' network limits. Stop, start and terminate are in `lifecycle.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Instant, SystemTime};
 
 use super::interfaces::{NewInterface, eni_body};
 use super::network::tag_set;
 use super::{Ctx, Xml};
 use crate::support::ec2sim::error::ApiError;
-use crate::support::ec2sim::hooks::{AttachmentEvent, AttachmentEventKind};
 use crate::support::ec2sim::instance_types::{self, InstanceType};
 use crate::support::ec2sim::query::{Field, Filterable, Paging, Params, Tags, select};
 use crate::support::ec2sim::state::{
-    ACCOUNT, AttachState, Attachment, Instance, World, instance_not_found,
+    ACCOUNT, AttachState, Attachment, Instance, InstanceState, World, instance_not_found,
 };
 
 /// What RunInstances needs to know.
@@ -71,42 +70,17 @@ impl World {
                 subnet_id: launch.subnet_id.to_owned(),
                 vpc_id: vpc_id.clone(),
                 private_ip: eni.ips[0],
-                running: true,
+                state: InstanceState::Running,
                 launch_time: SystemTime::now(),
                 launch_index,
                 tags: launch.tags.clone(),
+                blocked: BTreeSet::new(),
+                guest_releases: false,
             };
             self.instances.insert(id.clone(), instance);
             ids.push(id);
         }
         Ok((reservation_id, ids))
-    }
-
-    /// Deletes the attached ENIs whose attachment says DeleteOnTermination and detaches the
-    /// others, which become `available`.
-    fn terminate(&mut self, instance_id: &str, events: &mut Vec<AttachmentEvent>) {
-        let mut attached: Vec<_> = (self.enis_of(instance_id))
-            .filter_map(|e| Some((e.attachment.as_ref()?.slot(), e.id.clone())))
-            .collect();
-        attached.sort();
-        for (_, eni_id) in attached {
-            let eni = self.enis.get_mut(&eni_id).expect("listed");
-            let attachment = eni.attachment.take().expect("attached");
-            // Hooks heard of every attachment but the primary once it was attached.
-            if !attachment.is_primary() && attachment.state != AttachState::Attaching {
-                events.push(AttachmentEvent::new(
-                    AttachmentEventKind::Detached,
-                    eni,
-                    &attachment,
-                ));
-            }
-            if attachment.delete_on_termination {
-                self.remove_interface(&eni_id);
-            }
-        }
-        if let Some(instance) = self.instances.get_mut(instance_id) {
-            instance.running = false;
-        }
     }
 }
 
@@ -128,30 +102,6 @@ pub fn run_instances(ctx: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(), ApiEr
         .node("groupSet", |_| {});
     x.items("instancesSet", &ids, |x, id| {
         instance(x, ctx.world, &ctx.world.instances[id]);
-    });
-    Ok(())
-}
-
-pub fn terminate_instances(ctx: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(), ApiError> {
-    let ids = p.list("InstanceId");
-    if ids.is_empty() {
-        return Err(ApiError::missing("InstanceId"));
-    }
-    let mut changes = Vec::new();
-    for id in &ids {
-        changes.push((id, ctx.world.instance(id)?.state()));
-    }
-    for id in &ids {
-        ctx.world.terminate(id, &mut ctx.events);
-    }
-    x.items("instancesSet", changes, |x, (id, (code, name))| {
-        x.leaf("instanceId", id)
-            .node("currentState", |x| {
-                x.leaf("code", 48).leaf("name", "terminated");
-            })
-            .node("previousState", |x| {
-                x.leaf("code", code).leaf("name", name);
-            });
     });
     Ok(())
 }
@@ -191,7 +141,7 @@ pub fn describe_instances(ctx: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(), 
 }
 
 fn instance(x: &mut Xml, world: &World, i: &Instance) {
-    let (code, name) = i.state();
+    let (code, name) = i.state.code_and_name();
     let mut enis: Vec<_> = world.enis_of(&i.id).collect();
     enis.sort_by_key(|e| {
         e.attachment
@@ -290,8 +240,8 @@ impl Filterable for Instance {
         Some(match name {
             "instance-id" => |i| vec![i.id.clone()],
             "instance-type" => |i| vec![i.type_name.clone()],
-            "instance-state-name" => |i| vec![i.state().1.into()],
-            "instance-state-code" => |i| vec![i.state().0.to_string()],
+            "instance-state-name" => |i| vec![i.state.code_and_name().1.into()],
+            "instance-state-code" => |i| vec![i.state.code_and_name().0.to_string()],
             "availability-zone" => |i| vec![i.az.clone()],
             "subnet-id" => |i| vec![i.subnet_id.clone()],
             "vpc-id" => |i| vec![i.vpc_id.clone()],

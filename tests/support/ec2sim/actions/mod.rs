@@ -5,6 +5,7 @@ mod attach;
 mod instances;
 mod interface_changes;
 mod interfaces;
+mod lifecycle;
 mod network;
 mod tags;
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::config::SimConfig;
 use super::error::ApiError;
-use super::hooks::AttachmentEvent;
+use super::hooks::{AttachmentEvent, DetachRequest};
 use super::query::Params;
 use super::state::World;
 use super::xml::Xml;
@@ -29,6 +30,8 @@ pub struct Ctx<'a> {
     pub events: Vec<AttachmentEvent>,
     /// Attachment transitions due after a latency.
     pub pending: Vec<Pending>,
+    /// Detaches to tell the guests that hold them.
+    pub requests: Vec<DetachRequest>,
 }
 
 impl<'a> Ctx<'a> {
@@ -39,6 +42,7 @@ impl<'a> Ctx<'a> {
             now: Instant::now(),
             events: Vec::new(),
             pending: Vec::new(),
+            requests: Vec::new(),
         }
     }
 
@@ -57,7 +61,9 @@ pub fn handler(action: &str) -> Option<Handler> {
         "DescribeSubnets" => network::describe_subnets,
         "DescribeSecurityGroups" => network::describe_security_groups,
         "RunInstances" => instances::run_instances,
-        "TerminateInstances" => instances::terminate_instances,
+        "StopInstances" => lifecycle::stop_instances,
+        "StartInstances" => lifecycle::start_instances,
+        "TerminateInstances" => lifecycle::terminate_instances,
         "DescribeInstances" => instances::describe_instances,
         "DescribeInstanceTypes" => instances::describe_instance_types,
         "CreateNetworkInterface" => interfaces::create,
