@@ -25,18 +25,10 @@ pub struct VmCluster {
 }
 
 impl VmCluster {
-    /// Detaches take `detach_latency_ms` in EC2 (a window to look at the guest meanwhile).
-    pub async fn start(
-        node: &'static str,
-        detach_latency_ms: u64,
-        agent_env: &[(&str, &str)],
-    ) -> VmCluster {
+    /// The agent runs with `agent_env` added to its environment.
+    pub async fn start(node: &'static str, agent_env: &[(&str, &str)]) -> VmCluster {
         static VPCS: AtomicU32 = AtomicU32::new(0);
-        let config = SimConfig {
-            detach_latency_ms,
-            ..SimConfig::default()
-        };
-        let mut cluster = SimCluster::start(config).await;
+        let mut cluster = SimCluster::start(SimConfig::default()).await;
         let instance = cluster
             .add_node(node, ZONES[0], "m5.xlarge", &[("ng", node)])
             .await;
