@@ -30,7 +30,8 @@ pub use vpc::Vpc;
 
 use super::process::{Process, free_port};
 
-/// How long a VM may take to boot (TCG on two shared cores: usually 3 to 10 s).
+/// How long a VM may take to boot (TCG on two shared cores: about 5 s alone, 10 to 16 s for
+/// three at once).
 const BOOT_TIMEOUT: Duration = Duration::from_mins(2);
 /// How long the guest may take to release an unplugged device.
 const UNPLUG_TIMEOUT: Duration = Duration::from_secs(30);
