@@ -9,14 +9,14 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", cache / "targe
 default:
     @just --list
 
-# The local sandbox (root): the system on a real API server, without AWS or a cluster; stays up until Ctrl-C (--exit to stop at the end)
-demo *ARGS: sandbox-deps
+# The local sandbox (root): the system on a real API server and node VMs, without AWS or a cluster; stays up until Ctrl-C (--exit to stop at the end)
+demo *ARGS: vm-deps
     cargo build --bin multi-eni --example sandbox
-    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" {{ARGS}}
 
-# Format and lint checks, the image, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3, the image under runc, the sandbox), then the static binary
-test: lint venv
-    image="$(just image | tail -n1)" && MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_IMAGE="$image" cargo test --all-targets
+# Format and lint checks, the image, then every test (real kube-apiserver and etcd, the EC2 simulator, moto, boto3, the image under runc, node VMs, the sandbox), then the static binary
+test: lint venv vm-deps
+    image="$(just image | tail -n1)" && MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" MULTI_ENI_IMAGE="$image" cargo test --all-targets
     just ec2-sim-check
     just e2e
     just static-binary
@@ -103,11 +103,26 @@ bench-manager:
     cargo build --example bench-manager
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-manager" "$CARGO_TARGET_DIR/release/multi-eni"
 
-# The sandbox headless: the whole flow asserted, from apply to removal (needs root)
-e2e: sandbox-deps
-    cargo build --bin multi-eni --example sandbox
-    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" --e2e
+# Node agent in a node VM (root): boot to agent ready, hot-plug to configured (20 PCI hot-plugs, timed in the VM), unplug
+bench-vm: vm-deps
+    cargo build --release --bin multi-eni
+    cargo build --example bench-vm --example vm-probe
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/bench-vm" "$CARGO_TARGET_DIR/release/multi-eni" "$CARGO_TARGET_DIR/debug/examples/vm-probe"
 
-# What the sandbox runs besides the project: iproute2 (ip) and iputils (ping), from Debian
+# The sandbox headless on node VMs: the whole flow asserted, from apply to removal (needs root)
+e2e: vm-deps
+    cargo build --bin multi-eni --example sandbox
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" --e2e
+
+# What the sandbox runs on this machine besides the project: iproute2 (ip: the VPC bridge and its taps), from Debian
 sandbox-deps:
-    command -v ip >/dev/null && command -v ping >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2 iputils-ping)
+    command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+
+# What node VMs need, from Debian: QEMU, busybox-static, the CNI plugins, kmod, cpio, binutils (strip); then the node kernel
+vm-deps: sandbox-deps
+    command -v qemu-system-x86_64 >/dev/null && test -x /bin/busybox && test -x /usr/lib/cni/ipvlan && command -v cpio >/dev/null && command -v modprobe >/dev/null && command -v strip >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-x86 busybox-static containernetworking-plugins kmod cpio binutils)
+    just node-kernel >/dev/null
+
+# Debian's cloud kernel for the node VMs, fetched once with apt-get download into the cache; prints its directory last
+node-kernel:
+    tests/tools/node-kernel.sh

@@ -83,18 +83,27 @@ impl Sysfs {
         }
     }
 
-    /// The PCI address of a network interface:
-    /// `basename $(readlink /sys/class/net/<interface>/device)`.
+    /// The PCI address of a network interface: the nearest PCI device among the device
+    /// behind `/sys/class/net/<interface>/device` and its parents (`readlink -f`, then up).
+    /// On ENA the interface's device is the PCI function itself; on virtio-net it is the
+    /// virtio device (`virtio0`), whose parent is the PCI function (Linux's sysfs device
+    /// model: a PCI device directory is named by its address, `0000:00:06.0`).
     pub fn pci_address(&self, interface: &str) -> Result<String, SysfsError> {
         let path = self.root.join("class/net").join(interface).join("device");
-        match std::fs::read_link(&path) {
-            Ok(target) => Ok(file_name(&target)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Err(SysfsError::NoDevice {
-                interface: interface.into(),
-                path,
-            }),
-            Err(source) => Err(SysfsError::Io { path, source }),
-        }
+        let no_device = || SysfsError::NoDevice {
+            interface: interface.into(),
+            path: path.clone(),
+        };
+        let device = match std::fs::canonicalize(&path) {
+            Ok(device) => device,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Err(no_device()),
+            Err(source) => return Err(SysfsError::Io { path, source }),
+        };
+        device
+            .ancestors()
+            .map(file_name)
+            .find(|name| is_pci_address(name))
+            .ok_or_else(no_device)
     }
 
     /// The driver a device is bound to, `None` when unbound:
@@ -226,6 +235,18 @@ fn write(path: &Path, value: &str) -> Result<(), SysfsError> {
         path: path.into(),
         source,
     })
+}
+
+/// `dddd:bb:dd.f` in hex digits: domain, bus, device and function.
+fn is_pci_address(name: &str) -> bool {
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.chars().all(|c| c.is_ascii_hexdigit());
+    match name.split([':', '.']).collect::<Vec<_>>()[..] {
+        [domain, bus, device, function] => {
+            hex(domain, 4) && hex(bus, 2) && hex(device, 2) && hex(function, 1)
+        }
+        _ => false,
+    }
 }
 
 fn file_name(path: &Path) -> String {

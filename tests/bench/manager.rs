@@ -16,11 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
 use multi_eni::api::NodeENI;
 use multi_eni::manager::mac::Mac;
 use multi_eni::manager::netlink::{self, LinkEvent};
-use serde_json::json;
+use support::bench::{ms, nodeeni_with_entries, quantile};
 use support::control_plane::{ControlPlane, wait_for};
 use support::netns::TestNetns;
 
@@ -49,7 +48,8 @@ async fn main() {
         .expect("usage: bench-manager <multi-eni binary>");
     let plane = ControlPlane::start().await;
     plane.install_crd().await;
-    create_nodeeni(&plane).await;
+    let macs: Vec<String> = (0..=LINKS).map(|i| mac(i).to_string()).collect();
+    nodeeni_with_entries(&plane, "bench", NODE, &macs, MTU).await;
 
     let ns = TestNetns::new();
     let timings = Arc::new(Mutex::new(Timings::default()));
@@ -89,31 +89,6 @@ async fn main() {
     idle(agent.id());
     agent.kill().expect("stop the agent");
     let _ = agent.wait();
-}
-
-/// One NodeENI with an attached ENI per link (the controller's entries, as it would write).
-async fn create_nodeeni(plane: &ControlPlane) {
-    let api: Api<NodeENI> = Api::all(plane.client().await);
-    let nodeeni: NodeENI = serde_json::from_value(json!({
-        "apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI", "metadata": {"name": "bench"},
-        "spec": {"nodeSelector": {"ng": "bench"}, "subnetIDs": ["subnet-00000001", "subnet-00000002"],
-                 "securityGroupIDs": ["sg-00000001"], "interfaceName": "b", "mtu": MTU},
-    }))
-    .expect("a NodeENI");
-    api.create(&PostParams::default(), &nodeeni)
-        .await
-        .expect("create");
-    let entries: Vec<_> = (0..=LINKS)
-        .map(|i| {
-            json!({"nodeName": NODE, "subnetID": format!("subnet-bench{i:03}"), "eniID": format!("eni-{i:017}"),
-                   "macAddress": mac(i).to_string(), "deviceIndex": i + 1, "state": "Attached"})
-        })
-        .collect();
-    let patch = json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI", "status": {"attachments": entries}});
-    let params = PatchParams::apply("bench-controller").force();
-    api.patch_status("bench", &params, &Patch::Apply(patch))
-        .await
-        .expect("status");
 }
 
 fn start_agent(binary: &str, plane: &ControlPlane, ns: &TestNetns, dir: &Path) -> Child {
@@ -182,15 +157,7 @@ async fn unplug(ns: &TestNetns) {
 
 /// Prints the latencies and the agent's CPU time (`ticks`) for a phase.
 fn report(phase: &str, sorted: &[Duration], ticks: u64) {
-    let at = |q: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-        sorted[rank - 1]
-    };
+    let at = |q| quantile(sorted, q);
     println!(
         "  {phase}: appear-to-configured p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; agent CPU {:.0} ms",
         ms(at(0.5)),
@@ -198,10 +165,6 @@ fn report(phase: &str, sorted: &[Duration], ticks: u64) {
         ms(at(1.0)),
         ms(TICK * u32::try_from(ticks).expect("few ticks"))
     );
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// Leaves the agent alone for a while, then reads its memory and CPU use.

@@ -1,8 +1,8 @@
 //! The local sandbox (`just demo`, `just e2e`): the whole system on one machine, without AWS
 //! or a cluster. A real kube-apiserver and etcd; the EC2 simulator with AWS's throttling;
-//! three simulated nodes, each a Node object, an instance and a network namespace; the
-//! controller; and a node agent per node, inside its node's namespace. ENIs the simulator
-//! attaches appear as links with the ENI's MAC in the node's namespace.
+//! three nodes, each a Node object, an instance and a small VM with a real Linux kernel
+//! running the node agent; and the controller. ENIs the simulator attaches are hot-plugged
+//! into the instance's VM as virtio-net PCI devices with the ENI's MAC, on a "VPC" bridge.
 //!
 //! Without flags it stays up after the demonstration until Ctrl-C; `--exit` stops there
 //! instead; `--e2e` runs it headless and asserts the whole flow, including the removal.
@@ -10,17 +10,15 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod fabric;
+mod pods;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fabric::Fabric;
 use multi_eni::api::NodeENI;
-use support::ec2sim::{AttachmentEventKind, SimConfig};
-use support::process::Process;
+use support::ec2sim::SimConfig;
 use support::sim_cluster::{SimCluster, ZONES, multi_eni_binary};
+use support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc};
 
 const NODES: [&str; 3] = ["node-a1", "node-a2", "node-b1"];
 
@@ -43,51 +41,21 @@ async fn main() {
 
 /// `stay`: wait for Ctrl-C after the demonstration (with the cluster up to explore).
 async fn run(e2e: bool, stay: bool) -> i32 {
+    let started = Instant::now();
     println!("==> starting kube-apiserver, etcd and the EC2 simulator (AWS throttling on)");
+    // Detaches complete when a VM's guest releases the device (the fabric holds them).
     let config = SimConfig {
         attach_latency_ms: 1000,
-        detach_latency_ms: 2000,
         ..SimConfig::default()
     };
     let mut cluster = SimCluster::start(config).await;
     let kubeconfig = cluster.plane.kubeconfig.display().to_string();
     println!("    export KUBECONFIG={kubeconfig}");
 
-    let names: Vec<String> = NODES.iter().map(|n| (*n).to_owned()).collect();
-    let fabric = Arc::new(Fabric::new(
-        &format!("me{}", std::process::id() % 10_000),
-        &names,
-    ));
-    let mut instances = std::collections::BTreeMap::new();
-    for (node, zone) in NODES.iter().zip([ZONES[0], ZONES[0], ZONES[1]]) {
-        let instance = cluster
-            .add_node(node, zone, "m5.xlarge", &[("ng", "multi-eni")])
-            .await;
-        println!(
-            "    node {node}: {instance} in {zone}, namespace {}",
-            fabric.namespace(node)
-        );
-        instances.insert(instance, (*node).to_owned());
-    }
-    let hook_fabric = Arc::clone(&fabric);
-    cluster.sim.on_attachment(Box::new(move |event| {
-        let Some(node) = instances.get(&event.instance_id) else {
-            return;
-        };
-        match event.kind {
-            AttachmentEventKind::Attached => {
-                hook_fabric.plug(node, &event.mac_address, event.device_index);
-            }
-            AttachmentEventKind::Detached => hook_fabric.unplug(&event.mac_address),
-        }
-    }));
-
-    println!("==> starting the controller and a node agent in each node's namespace");
+    let fabric = boot_nodes(&cluster).await;
+    fabric.wire(&cluster.sim);
+    println!("==> starting the controller");
     cluster.start_controller(&["--transition-poll", "1s"]);
-    let _agents: Vec<Process> = NODES
-        .iter()
-        .map(|node| start_agent(&cluster, &fabric, node))
-        .collect();
 
     let sample =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/nodeeni.yaml");
@@ -108,7 +76,7 @@ async fn run(e2e: bool, stay: bool) -> i32 {
         failures
             .push("the NodeENI did not become Ready with every interface configured".to_owned());
     }
-    failures.extend(ping_over_ipvlan(&fabric));
+    failures.extend(ping_over_ipvlan(&fabric).await);
     if e2e {
         failures.extend(remove_and_check(&mut cluster, &fabric).await);
     } else if failures.is_empty() && stay {
@@ -116,12 +84,16 @@ async fn run(e2e: bool, stay: bool) -> i32 {
             "\nThe sandbox stays up until Ctrl-C (`just demo --exit` stops here). In another shell:"
         );
         println!("    export KUBECONFIG={kubeconfig}; kubectl get neni -o wide");
-        println!("    ip netns exec {} ip link", fabric.namespace(NODES[0]));
+        println!(
+            "    the nodes' consoles and agents' logs: {}/<node>/",
+            cluster.plane.dir().display()
+        );
         let _ = tokio::signal::ctrl_c().await;
     }
     println!("==> cleaning up");
     cluster.kill_controller();
     if failures.is_empty() {
+        println!("    {:.0} s in all", started.elapsed().as_secs_f64());
         println!("sandbox: 1 passed, 0 failed");
         0
     } else {
@@ -133,26 +105,41 @@ async fn run(e2e: bool, stay: bool) -> i32 {
     }
 }
 
-fn start_agent(cluster: &SimCluster, fabric: &Fabric, node: &str) -> Process {
-    let dir = cluster.plane.dir().join(node);
-    std::fs::create_dir_all(&dir).expect("agent dir");
-    let mut command = Command::new(multi_eni_binary());
-    command
-        .args([
-            "manager",
-            "--node-name",
-            node,
-            "--netns",
-            &fabric.namespace_path(node),
-        ])
-        .arg("--sriov-config")
-        .arg(dir.join("pcidp.json"))
-        .arg("--state-file")
-        .arg(dir.join("state.json"))
-        .args(["--imds-endpoint", "none"])
-        .env("KUBECONFIG", &cluster.plane.kubeconfig)
-        .env("RUST_LOG", "multi_eni=debug,info");
-    Process::spawn(&format!("agent-{node}"), &mut command, cluster.plane.dir())
+/// One instance, Node and VM per node (the VMs boot at once); their agents start at boot.
+async fn boot_nodes(cluster: &SimCluster) -> Arc<Fabric> {
+    println!("==> booting a VM per node (Debian's cloud kernel under QEMU) with its node agent");
+    let image = NodeImage::build(cluster.plane.dir(), &multi_eni_binary(), &[]);
+    let vpc = Vpc::new(&format!("me{}", std::process::id() % 10_000));
+    let kubeconfig = cluster.plane.guest_kubeconfig();
+    let mut instances = Vec::new();
+    for (node, zone) in NODES.iter().zip([ZONES[0], ZONES[0], ZONES[1]]) {
+        let instance = cluster
+            .add_node(node, zone, "m5.xlarge", &[("ng", "multi-eni")])
+            .await;
+        instances.push((instance, zone));
+    }
+    let boots = NODES.iter().map(|node| {
+        let config = NodeVmConfig {
+            name: node,
+            image: &image,
+            kubeconfig: kubeconfig.clone(),
+            start_agent: true,
+            agent_env: &[("RUST_LOG", "multi_eni=debug,info")],
+            dir: cluster.plane.dir(),
+        };
+        async move { NodeVm::boot(&config).await }
+    });
+    let vms = futures::future::join_all(boots).await;
+    let mut nodes = Vec::new();
+    for ((instance, zone), vm) in instances.into_iter().zip(vms) {
+        println!(
+            "    node {}: {instance} in {zone}, booted in {:.1} s",
+            vm.name,
+            (vm.booted - vm.started).as_secs_f64()
+        );
+        nodes.push((instance, vm));
+    }
+    Fabric::new(vpc, nodes)
 }
 
 /// Prints each node's state as it changes, until Ready with every interface configured.
@@ -229,60 +216,32 @@ async fn show(cluster: &SimCluster, fabric: &Fabric) {
         );
     }
     for node in NODES {
-        println!(
-            "\n==> ip link (node {node}, namespace {})",
-            fabric.namespace(node)
-        );
-        print!("{}", fabric.ip_in(node, &["link", "show"]));
+        println!("\n==> ip link (in node {node}'s VM)");
+        print!("{}", fabric.vm(node).sh("ip link").await);
     }
 }
 
-/// Two nodes of one zone: an ipvlan interface on each node's configured ENI interface (as a
-/// Multus ipvlan attachment would make), one pings the other across the VPC bridge. On a
-/// kernel without ipvlan, macvlan stands in (in a real VPC only ipvlan works: the VPC
-/// delivers only to the ENI's own MAC).
-fn ping_over_ipvlan(fabric: &Fabric) -> Option<String> {
-    let kind = if fabric::kernel_has("ipvlan") {
-        "ipvlan"
-    } else {
-        "macvlan"
-    };
-    let mode = if kind == "ipvlan" { "l2" } else { "bridge" };
+/// Two nodes of one zone: a pod on each, attached to the node's configured ENI interface by
+/// the ipvlan CNI plugin (L2), one pings the other across the VPC bridge. In a VPC only
+/// ipvlan works: the VPC delivers only to the ENI's own MAC.
+async fn ping_over_ipvlan(fabric: &Fabric) -> Option<String> {
     println!(
-        "\n==> {kind} on the ENI interface of {} and {}, then ping",
+        "\n==> a pod on {} and on {} (CNI ipvlan L2 on `multus`, host-local IPAM), then ping",
         NODES[0], NODES[1]
     );
-    if kind != "ipvlan" {
-        println!("    (this kernel has no ipvlan driver: macvlan stands in)");
+    let addresses = ["10.99.0.11", "10.99.0.12"];
+    for (node, address) in NODES.iter().zip(addresses) {
+        match pods::add_pod(fabric.vm(node), "multus", address).await {
+            Ok(_) => println!("    {node}: pod at {address} on multus"),
+            Err(error) => return Some(format!("{node}: {error}")),
+        }
     }
-    for (i, node) in NODES[..2].iter().enumerate() {
-        let address = format!("10.99.0.{}/24", i + 1);
-        let namespace = fabric.namespace(node);
-        fabric::ip(&[
-            "-n", namespace, "link", "add", "pod0", "link", "multus", "type", kind, "mode", mode,
-        ]);
-        fabric::ip(&["-n", namespace, "addr", "add", &address, "dev", "pod0"]);
-        fabric::ip(&["-n", namespace, "link", "set", "pod0", "up"]);
-    }
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            fabric.namespace(NODES[0]),
-            "ping",
-            "-c",
-            "3",
-            "-W",
-            "2",
-            "10.99.0.2",
-        ])
-        .output()
-        .expect("ping (iputils-ping; `just sandbox-deps` installs it)");
-    print!("{}", String::from_utf8_lossy(&ping.stdout));
-    (!ping.status.success()).then(|| format!("{kind} ping between two nodes failed"))
+    let (replied, output) = pods::ping(fabric.vm(NODES[0]), addresses[1]).await;
+    print!("{output}");
+    (!replied).then(|| "the ipvlan ping between pods on two nodes failed".to_owned())
 }
 
-/// Deletes the NodeENI and checks that everything goes: ENIs, links, finalizer.
+/// Deletes the NodeENI and checks that everything goes: ENIs, devices, links, finalizer.
 async fn remove_and_check(cluster: &mut SimCluster, fabric: &Fabric) -> Vec<String> {
     println!("\n==> kubectl delete neni multus");
     kubectl_stdin(cluster, &["delete", "neni", "multus", "--wait=false"], "");
@@ -306,14 +265,21 @@ async fn remove_and_check(cluster: &mut SimCluster, fabric: &Fabric) -> Vec<Stri
     if !left.is_empty() {
         failures.push(format!("{} ENIs left in EC2", left.len()));
     }
+    if !fabric.settled(Duration::from_mins(1)).await {
+        failures.push("devices were not unplugged from the VMs".to_owned());
+    }
     for node in NODES {
-        let links = fabric.ip_in(node, &["-br", "link"]);
-        if links.contains("multus") || links.contains("ens") {
-            failures.push(format!("{node} still has the ENI's link: {links}"));
+        let vm = fabric.vm(node);
+        let links = vm.sh("ip -o link").await;
+        if !vm.plugged().is_empty() || links.contains("multus") {
+            failures.push(format!(
+                "{node} still has an ENI's device ({:?}) or link: {links}",
+                vm.plugged()
+            ));
         }
     }
     if failures.is_empty() {
-        println!("    ENIs detached and deleted, links gone, finalizer removed");
+        println!("    ENIs detached and deleted, devices unplugged, links gone, finalizer removed");
     }
     failures
 }

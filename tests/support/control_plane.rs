@@ -23,6 +23,9 @@ use tempfile::TempDir;
 
 use super::process::{Process, free_ports};
 
+/// This machine's loopback as seen from a node VM (QEMU user networking's host address).
+const GUEST_HOST: &str = "10.0.2.2";
+
 pub struct ControlPlane {
     // Field order is drop order: the API server stops before etcd, the directory goes last.
     apiserver: Process,
@@ -177,6 +180,13 @@ impl ControlPlane {
         .await;
     }
 
+    /// The admin kubeconfig as a node VM uses it: the API server at 10.0.2.2, the address at
+    /// which QEMU's user networking reaches this machine's loopback.
+    pub fn guest_kubeconfig(&self) -> String {
+        let kubeconfig = std::fs::read_to_string(&self.kubeconfig).expect("read kubeconfig");
+        kubeconfig.replace("https://127.0.0.1:", &format!("https://{GUEST_HOST}:"))
+    }
+
     /// Where the control plane keeps its files (certificates, etcd data, logs).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -238,8 +248,9 @@ impl Pki {
             CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
 
         let serving_key = KeyPair::generate().expect("key");
-        let mut serving = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-            .expect("serving params");
+        // 10.0.2.2: this machine's loopback as node VMs see it (QEMU user networking).
+        let names = vec!["127.0.0.1".into(), "localhost".into(), GUEST_HOST.into()];
+        let mut serving = CertificateParams::new(names).expect("serving params");
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let serving = serving.signed_by(&serving_key, &ca).expect("serving cert");
 

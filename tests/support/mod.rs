@@ -2,13 +2,14 @@
 // Each test binary and the sandbox use a different part of this module (and of its re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod bench;
 pub mod control_plane;
 pub mod ec2sim;
-pub mod fake_sysfs;
 pub mod moto;
 pub mod netns;
 pub mod process;
 pub mod sim_cluster;
+pub mod vm;
 
 /// A path inside the repository.
 pub fn repo_file(path: &str) -> std::path::PathBuf {

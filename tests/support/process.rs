@@ -87,6 +87,21 @@ impl Drop for Process {
     }
 }
 
+/// Runs `command` to its end; its standard output. Panics with the command line and its
+/// error output when it cannot run or fails.
+pub fn run(command: &mut Command) -> String {
+    let line = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {line}: {e}"));
+    assert!(
+        output.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// One free port on 127.0.0.1.
 pub fn free_port() -> u16 {
     let [port] = free_ports();

@@ -1,9 +1,8 @@
-//! The node agent against a real kernel (links in throwaway network namespaces), a sysfs
-//! tree that behaves like the kernel's, and a real API server. The controller is played by
-//! the tests: they write its status entries through the API under a field manager of
-//! their own.
+//! The node agent against this machine's kernel (links in throwaway network namespaces) and
+//! a real API server: what netlink alone decides, faster than in a VM. The controller is
+//! played by the tests: they write its status entries through the API under a field manager
+//! of their own. DPDK's PCI side runs against real devices in node VMs (`node_vm`).
 
-mod dpdk;
 mod failures;
 mod imds;
 mod link_ops;

@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 pub use config::{Bucket, SimConfig, ThrottleConfig};
 pub use error::ApiError;
 pub use faults::NextFault;
-pub use hooks::{AttachmentEvent, AttachmentEventKind, DetachRequest, Hook};
+pub use hooks::{AttachmentEvent, AttachmentEventKind, DetachRequest, Hook, http_request};
 pub use server::{ActionStats, Stats};
 
 use actions::Launch;
@@ -157,7 +157,7 @@ impl Simulator {
     /// `control("POST", "/_sim/config", r#"{"error_rate": 1}"#)`. Returns status and body.
     pub async fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         let url = format!("{}{path}", self.endpoint_url());
-        hooks::http_request(method, &url, body)
+        http_request(method, &url, body)
             .await
             .expect("the simulator answers")
     }

@@ -1,0 +1,115 @@
+//! The node agent on a node with a real kernel: a VM booted from Debian's cloud kernel, the
+//! agent binary inside as on a node, ENIs hot-plugged as virtio-net PCI devices when the
+//! EC2 simulator attaches them (and unplugged when it detaches them), the real controller.
+//! What needs a kernel is proven here: PCI hot-plug, driver binding for DPDK, the device
+//! given back. (Netlink-only behaviour is tested faster in network namespaces: `manager`.)
+
+mod dpdk;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use multi_eni::api::Attachment;
+use serde_json::{Value, json};
+
+use crate::support::ec2sim::SimConfig;
+use crate::support::sim_cluster::{SimCluster, ZONES, multi_eni_binary};
+use crate::support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc, tail};
+
+/// A simulated cluster with one node, a VM whose agent starts at boot.
+pub struct VmCluster {
+    pub cluster: SimCluster,
+    pub fabric: Arc<Fabric>,
+    pub node: &'static str,
+}
+
+impl VmCluster {
+    /// The agent runs with `agent_env` added to its environment.
+    pub async fn start(node: &'static str, agent_env: &[(&str, &str)]) -> VmCluster {
+        static VPCS: AtomicU32 = AtomicU32::new(0);
+        let mut cluster = SimCluster::start(SimConfig::default()).await;
+        let instance = cluster
+            .add_node(node, ZONES[0], "m5.xlarge", &[("ng", node)])
+            .await;
+        let image = NodeImage::build(cluster.plane.dir(), &multi_eni_binary(), &[]);
+        let mut env = vec![("RUST_LOG", "multi_eni=debug,info")];
+        env.extend_from_slice(agent_env);
+        let vm = NodeVm::boot(&NodeVmConfig {
+            name: node,
+            image: &image,
+            kubeconfig: cluster.plane.guest_kubeconfig(),
+            start_agent: true,
+            agent_env: &env,
+            dir: cluster.plane.dir(),
+        })
+        .await;
+        let vpc = Vpc::new(&format!(
+            "mv{}x{}",
+            std::process::id() % 10_000,
+            VPCS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let fabric = Fabric::new(vpc, vec![(instance, vm)]);
+        fabric.wire(&cluster.sim);
+        cluster.start_controller(&[]);
+        VmCluster {
+            cluster,
+            fabric,
+            node,
+        }
+    }
+
+    pub fn vm(&self) -> &NodeVm {
+        self.fabric.vm(self.node)
+    }
+
+    /// Applies a NodeENI selecting this node, in its zone's subnet, with `extra` fields.
+    pub async fn apply_nodeeni(&self, name: &str, extra: &Value) {
+        let mut spec = json!({
+            "nodeSelector": {"ng": self.node},
+            "subnetIDs": [self.cluster.subnets[ZONES[0]]],
+            "securityGroupIDs": [self.cluster.security_group],
+        });
+        for (field, value) in extra.as_object().expect("fields") {
+            spec[field] = value.clone();
+        }
+        self.cluster.apply_nodeeni(name, spec).await;
+    }
+
+    /// Waits until the NodeENI's entry for this node satisfies `check`; panics with the
+    /// agent's log too.
+    pub async fn wait_entry(
+        &self,
+        nodeeni: &str,
+        what: &str,
+        check: impl Fn(&Attachment) -> bool,
+    ) -> Attachment {
+        let found = tokio::time::timeout(Duration::from_mins(2), async {
+            loop {
+                if let Some(entry) = self.entry(nodeeni).await
+                    && check(&entry)
+                {
+                    return entry;
+                }
+                self.vm().check_alive();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        match found.await {
+            Ok(entry) => entry,
+            Err(tokio::time::error::Elapsed { .. }) => panic!(
+                "timed out waiting for {what}: {:#?}\nthe agent's log:\n{}\nthe controller's log:\n{}",
+                self.entry(nodeeni).await,
+                tail(&self.vm().agent_log(), 40),
+                self.cluster.controller_log()
+            ),
+        }
+    }
+
+    /// This node's entry of a NodeENI's status.
+    pub async fn entry(&self, nodeeni: &str) -> Option<Attachment> {
+        let object = self.cluster.nodeenis().get_opt(nodeeni).await.ok()??;
+        let attachments = object.status?.attachments;
+        attachments.into_iter().find(|e| e.node_name == self.node)
+    }
+}
