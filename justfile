@@ -33,7 +33,7 @@ testbins:
 # Regenerate the checked-in CRD from the Rust types
 crd:
     cargo run -q -- crd print > manifests/crd.yaml
-    cp manifests/crd.yaml chart/crds/nodeeni.yaml
+    cp manifests/crd.yaml chart/crds/crds.yaml
 
 # Regenerate manifests/multi-eni.yaml: the chart rendered with its default values
 manifests:

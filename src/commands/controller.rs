@@ -7,17 +7,20 @@ use std::time::Duration;
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 
-use crate::api::NodeENI;
-use crate::controller::kube_io::{KubeIo, watch};
+use crate::api::{ENINode, NodeENI};
+use crate::controller::kube_io::KubeIo;
 use crate::controller::leader::Election;
 use crate::controller::metrics::Metrics;
 use crate::controller::reconciler::{Reconciler, Settings};
+use crate::controller::watch::watch;
 use crate::ec2::{Ec2, Ec2Config};
 use crate::http::{self, Readiness};
 use crate::logging::LogFormat;
 
 /// Creates one ENI per selected node and subnet, attaches it, keeps it attached, and detaches
-/// and deletes it when the node stops matching, goes away, or the NodeENI is deleted.
+/// and deletes it when the node stops matching, goes away, or the NodeENI is deleted. Writes
+/// each node's ENIs into its ENINode (named after the node) for the node agent, and a summary
+/// into each NodeENI's status.
 ///
 /// EC2 credentials and region come from the AWS SDK's usual sources: environment variables,
 /// web identity (IRSA), EKS Pod Identity, instance metadata; AWS_ENDPOINT_URL_EC2 overrides
@@ -159,7 +162,12 @@ impl Args {
             Arc::clone(&reconciler),
             Arc::clone(&synced),
         ));
-        drop(synced.acquire_many(2).await.expect("never closed"));
+        tokio::spawn(watch::<ENINode>(
+            client.clone(),
+            Arc::clone(&reconciler),
+            Arc::clone(&synced),
+        ));
+        drop(synced.acquire_many(3).await.expect("never closed"));
         tracing::info!("caches synced; reconciling");
         let work = tokio::spawn(reconciler.run());
         tokio::select! {

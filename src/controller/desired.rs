@@ -13,6 +13,8 @@ use super::reasons;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
     pub name: String,
+    /// The Node object's UID, for the owner reference of its ENINode (empty until known).
+    pub uid: String,
     pub labels: BTreeMap<String, String>,
     /// From the provider ID `aws:///<zone>/<instance>`; `None` for non-AWS nodes.
     pub zone: Option<String>,
@@ -30,6 +32,7 @@ impl NodeInfo {
         let (zone, instance) = provider_id.and_then(parse_provider_id).unzip();
         NodeInfo {
             name: name.to_owned(),
+            uid: String::new(),
             labels,
             zone,
             instance,

@@ -1,24 +1,19 @@
-//! The controller's Kubernetes side: watches that feed the reconciler, finalizers, status
-//! writes (server-side apply) and events.
+//! The controller's Kubernetes side: finalizers, NodeENI status and ENINode writes
+//! (server-side apply), and events. The watches are in [`super::watch`].
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::api::{NodeENI, NodeENIStatus};
+use crate::api::{ENINode, ENINodeSpec, NodeENI, NodeENIStatus};
 use crate::ec2::Error as Ec2Error;
 
-use super::desired::NodeInfo;
 use super::executor::Step;
 use super::plan::Action;
-use super::reconciler::{Cluster, Reconciler};
+use super::reconciler::Cluster;
 use super::status::FIELD_MANAGER;
 
 /// Keeps a NodeENI until its ENIs are gone.
@@ -105,6 +100,41 @@ impl KubeIo {
         }
     }
 
+    /// Creates or updates the ENINode of `node` (server-side apply of the controller's spec,
+    /// owned by the Node `uid`, so that the API server's garbage collector deletes it with
+    /// the Node); returns it as the API server has it now.
+    pub async fn apply_eninode(
+        &self,
+        node: &str,
+        uid: &str,
+        spec: &ENINodeSpec,
+    ) -> kube::Result<ENINode> {
+        let patch = json!({
+            "apiVersion": "networking.k8s.aws/v1alpha1",
+            "kind": "ENINode",
+            "metadata": {
+                "name": node,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}],
+            },
+            "spec": spec,
+        });
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        Api::<ENINode>::all(self.client.clone())
+            .patch(node, &params, &Patch::Apply(patch))
+            .await
+    }
+
+    /// Deletes the ENINode of `node` (gone already is fine).
+    pub async fn delete_eninode(&self, node: &str) -> kube::Result<()> {
+        match Api::<ENINode>::all(self.client.clone())
+            .delete(node, &DeleteParams::default())
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     pub async fn event_for_step(&self, cluster: &Mutex<Cluster>, action: &Action, step: &Step) {
         let (reason, note) = match step {
             Step::Created { eni_id } => ("Created", format!("created {eni_id}")),
@@ -178,151 +208,4 @@ fn nodeeni_of(action: &Action) -> &str {
         | Action::SetSourceDestCheck { slot, .. } => &slot.nodeeni,
         Action::Detach { owner, .. } | Action::Delete { owner, .. } => &owner.nodeeni,
     }
-}
-
-/// What a watch keeps of its objects in the reconciler's [`Cluster`], by name, and which
-/// changes wake the reconciler.
-pub trait Kept:
-    Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static
-{
-    type Value;
-    fn keep(self) -> Self::Value;
-    fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, Self::Value>;
-    fn map_ref(cluster: &Cluster) -> &BTreeMap<String, Self::Value>;
-    /// Whether `before` becoming `after` (`None`: absent) can change a plan or a status.
-    fn matters(
-        cluster: &Cluster,
-        before: Option<&Self::Value>,
-        after: Option<&Self::Value>,
-    ) -> bool;
-}
-
-/// NodeENIs wake the reconciler on spec, deletion, finalizer or node-agent changes (the
-/// controller's own status writes alone do not). managedFields, the bulk of a NodeENI with
-/// many entries, are dropped.
-impl Kept for NodeENI {
-    type Value = NodeENI;
-
-    fn keep(mut self) -> NodeENI {
-        self.metadata.managed_fields = None;
-        self
-    }
-
-    fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, NodeENI> {
-        &mut cluster.nodeenis
-    }
-
-    fn map_ref(cluster: &Cluster) -> &BTreeMap<String, NodeENI> {
-        &cluster.nodeenis
-    }
-
-    fn matters(_: &Cluster, before: Option<&NodeENI>, after: Option<&NodeENI>) -> bool {
-        before.map(fingerprint) != after.map(fingerprint)
-    }
-}
-
-/// Nodes are kept small (name, labels, provider ID, deletion) and wake the reconciler only
-/// when one of those changes on a node that a NodeENI selects or selected.
-impl Kept for Node {
-    type Value = NodeInfo;
-
-    fn keep(self) -> NodeInfo {
-        node_info(&self)
-    }
-
-    fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, NodeInfo> {
-        &mut cluster.nodes
-    }
-
-    fn map_ref(cluster: &Cluster) -> &BTreeMap<String, NodeInfo> {
-        &cluster.nodes
-    }
-
-    fn matters(cluster: &Cluster, before: Option<&NodeInfo>, after: Option<&NodeInfo>) -> bool {
-        before != after
-            && cluster.nodeenis.values().any(|nodeeni| {
-                let selector = &nodeeni.spec.node_selector;
-                before
-                    .into_iter()
-                    .chain(after)
-                    .any(|node| node.matches(selector))
-            })
-    }
-}
-
-/// Feeds the objects of kind `K` into the reconciler; adds a permit to `synced` when the
-/// first list is complete.
-pub async fn watch<K: Kept>(
-    client: Client,
-    reconciler: Arc<Reconciler>,
-    synced: Arc<tokio::sync::Semaphore>,
-) {
-    let mut events = watcher(Api::<K>::all(client), watcher::Config::default()).boxed();
-    let mut initial = BTreeMap::new();
-    while let Some(event) = events.next().await {
-        let changed = match event {
-            Ok(watcher::Event::Init) => {
-                initial.clear();
-                false
-            }
-            Ok(watcher::Event::InitApply(object)) => {
-                initial.insert(object.name_any(), object.keep());
-                false
-            }
-            Ok(watcher::Event::InitDone) => {
-                *K::map(&mut reconciler.cluster.lock().expect("cluster")) =
-                    std::mem::take(&mut initial);
-                synced.add_permits(1);
-                true
-            }
-            Ok(watcher::Event::Apply(object)) => {
-                let (name, value) = (object.name_any(), object.keep());
-                let mut cluster = reconciler.cluster.lock().expect("cluster");
-                let before = K::map(&mut cluster).insert(name.clone(), value);
-                K::matters(&cluster, before.as_ref(), K::map_ref(&cluster).get(&name))
-            }
-            Ok(watcher::Event::Delete(object)) => {
-                let mut cluster = reconciler.cluster.lock().expect("cluster");
-                let before = K::map(&mut cluster).remove(&object.name_any());
-                K::matters(&cluster, before.as_ref(), None)
-            }
-            Err(error) => {
-                tracing::warn!(%error, kind = K::kind(&()).as_ref(), "watch failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                false
-            }
-        };
-        if changed {
-            reconciler.wake.notify_one();
-        }
-    }
-}
-
-/// What of a NodeENI can change the plan or the status.
-fn fingerprint(nodeeni: &NodeENI) -> serde_json::Value {
-    let agent: Vec<_> = nodeeni
-        .status
-        .iter()
-        .flat_map(|s| &s.attachments)
-        .map(|a| (&a.node_name, &a.subnet_id, a.configured, a.dpdk_bound))
-        .collect();
-    json!([
-        nodeeni.metadata.generation,
-        nodeeni.metadata.deletion_timestamp,
-        nodeeni.metadata.finalizers,
-        agent
-    ])
-}
-
-fn node_info(node: &Node) -> NodeInfo {
-    let provider_id = node
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.provider_id.as_deref());
-    NodeInfo::new(
-        &node.name_any(),
-        node.labels().clone(),
-        provider_id,
-        node.metadata.deletion_timestamp.is_some(),
-    )
 }

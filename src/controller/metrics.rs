@@ -21,6 +21,7 @@ pub struct Metrics {
     pub pass_seconds: Histogram,
     pub pass_errors: Counter,
     pub status_writes: Counter,
+    pub eninode_writes: Counter,
     pub enis: Family<StateLabels, Gauge>,
 }
 
@@ -30,6 +31,7 @@ impl Default for Metrics {
             pass_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 8)),
             pass_errors: Counter::default(),
             status_writes: Counter::default(),
+            eninode_writes: Counter::default(),
             enis: Family::default(),
         }
     }
@@ -51,6 +53,11 @@ impl Metrics {
             "multi_eni_status_writes",
             "NodeENI status writes",
             self.status_writes.clone(),
+        );
+        registry.register(
+            "multi_eni_eninode_writes",
+            "ENINode writes (applies and deletes)",
+            self.eninode_writes.clone(),
         );
         registry.register(
             "multi_eni_enis",

@@ -1,9 +1,9 @@
-//! The controller: reconciles NodeENIs against EC2. [`desired`], [`plan`] and [`reasons`]
-//! are pure;
-//! [`executor`] performs actions, [`kube_io`] talks to the API server, [`reconciler`] runs
-//! the loop.
+//! The controller: reconciles NodeENIs against EC2. [`desired`], [`plan`], [`reasons`],
+//! [`status`] and [`eninode`] are pure; [`executor`] performs actions, [`kube_io`] talks to
+//! the API server, [`watch`] feeds the reconciler, [`reconciler`] runs the loop.
 
 pub mod desired;
+pub mod eninode;
 pub mod executor;
 pub mod kube_io;
 pub mod leader;
@@ -13,3 +13,4 @@ pub mod reasons;
 pub mod reconciler;
 pub mod resolve;
 pub mod status;
+pub mod watch;

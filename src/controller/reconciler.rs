@@ -13,17 +13,19 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::api::NodeENI;
 use crate::ec2::Ec2;
-use crate::ec2::types::Eni;
 use crate::ownership::{NODEENI_TAG, Owner};
 
 use super::desired::{Desired, NodeInfo, desired};
+use super::eninode::Observed;
 use super::executor::{Outcome, View, execute};
 use super::kube_io::KubeIo;
 use super::metrics::Metrics;
 use super::plan::{Action, Context, Failure, InstanceFacts, NodeEniState, Plan, Want, plan};
 use super::reasons;
 use super::resolve::{Problem, Resolver};
-use super::status::{self, Blocker};
+use super::status::Blocker;
+
+mod writes;
 
 /// Subnets and security groups are looked up again every this many resyncs (and whenever a
 /// NodeENI's spec changes): IDs never change their subnet, and names are rarely moved.
@@ -47,6 +49,8 @@ pub struct Settings {
 pub struct Cluster {
     pub nodeenis: BTreeMap<String, NodeENI>,
     pub nodes: BTreeMap<String, NodeInfo>,
+    /// What the controller needs of each ENINode, by node.
+    pub eninodes: BTreeMap<String, Observed>,
 }
 
 /// Memory that only saves work: losing it (a restart) costs calls, never correctness.
@@ -79,7 +83,7 @@ pub struct Reconciler {
 }
 
 /// A NodeENI's part of a pass.
-struct Planned {
+pub(super) struct Planned {
     name: String,
     state: NodeEniState,
     desired: Desired,
@@ -158,15 +162,12 @@ impl Reconciler {
         self.refresh_view().await?;
         let (wants, planned) = self.wanted(&nodeenis, &nodes).await;
         let states = planned.iter().map(|p| (p.name.clone(), p.state)).collect();
-        let mut plan = self.plan(&wants, &nodeenis, &states).await?;
+        let mut plan = self.plan(&wants, &states).await?;
         self.track_orphans(&plan);
         for action in std::mem::take(&mut plan.actions) {
             self.start(action);
         }
-        for item in &planned {
-            self.write_status(&nodeenis[&item.name], item, &plan)
-                .await?;
-        }
+        self.write_objects(&nodeenis, &planned, &plan).await?;
         self.release_finalizers(&nodeenis).await?;
         self.schedule();
         self.metrics
@@ -296,7 +297,6 @@ impl Reconciler {
     async fn plan(
         &self,
         wants: &[Want],
-        nodeenis: &BTreeMap<String, NodeENI>,
         states: &BTreeMap<String, NodeEniState>,
     ) -> anyhow::Result<Plan> {
         let enis: Vec<_> = self
@@ -307,7 +307,7 @@ impl Reconciler {
             .values()
             .cloned()
             .collect();
-        let first = plan(wants, &enis, &self.context(nodeenis, states));
+        let first = plan(wants, &enis, &self.context(states));
         if first.describe.is_empty() {
             return Ok(first);
         }
@@ -338,20 +338,16 @@ impl Reconciler {
                 memory.instances.insert(id, (now, Some(fact)));
             }
         }
-        Ok(plan(wants, &enis, &self.context(nodeenis, states)))
+        Ok(plan(wants, &enis, &self.context(states)))
     }
 
-    fn context(
-        &self,
-        nodeenis: &BTreeMap<String, NodeENI>,
-        states: &BTreeMap<String, NodeEniState>,
-    ) -> Context {
+    fn context(&self, states: &BTreeMap<String, NodeEniState>) -> Context {
         let now = Instant::now();
         let mut memory = self.memory.lock().expect("memory");
         memory
             .instances
             .retain(|_, (at, _)| now.duration_since(*at) < self.settings.poll * 10);
-        let held = self.held(nodeenis, &mut memory, now);
+        let held = self.held(&mut memory, now);
         memory.held.clone_from(&held);
         Context {
             cluster: self.settings.cluster.clone(),
@@ -390,25 +386,25 @@ impl Reconciler {
 
     /// ENIs the node agent reports bound to DPDK: kept attached until it releases them, or
     /// until the release timeout.
-    fn held(
-        &self,
-        nodeenis: &BTreeMap<String, NodeENI>,
-        memory: &mut Memory,
-        now: Instant,
-    ) -> BTreeSet<String> {
-        // By node and subnet, not by the entry's ENI ID: the controller's part of an entry
-        // (the ENI ID with it) goes as soon as the slot is unwanted, the agent's part stays.
-        let bound: BTreeSet<(&str, &str, &str)> = nodeenis
-            .iter()
-            .flat_map(|(name, n)| {
-                n.status
-                    .iter()
-                    .flat_map(|s| &s.attachments)
-                    .map(move |a| (name, a))
-            })
-            .filter(|(_, a)| a.dpdk_bound == Some(true))
-            .map(|(name, a)| (name.as_str(), a.node_name.as_str(), a.subnet_id.as_str()))
-            .collect();
+    fn held(&self, memory: &mut Memory, now: Instant) -> BTreeSet<String> {
+        // By node and slot, not by the ENI ID the agent reports: a device it released after a
+        // restart is known by its slot alone.
+        let bound: BTreeSet<(String, String, String)> = {
+            let cluster = self.cluster.lock().expect("cluster");
+            cluster
+                .eninodes
+                .iter()
+                .flat_map(|(node, eninode)| {
+                    eninode
+                        .agent
+                        .iter()
+                        .filter(|(_, report)| report.dpdk_bound == Some(true))
+                        .map(move |((nodeeni, subnet), _)| {
+                            (nodeeni.clone(), node.clone(), subnet.clone())
+                        })
+                })
+                .collect()
+        };
         let bound: BTreeSet<String> = self
             .view
             .lock()
@@ -417,7 +413,7 @@ impl Reconciler {
             .values()
             .filter(|eni| {
                 Owner::from_tags(&eni.tags).is_some_and(|o| {
-                    bound.contains(&(o.nodeeni.as_str(), o.node.as_str(), o.subnet.as_str()))
+                    bound.contains(&(o.nodeeni.clone(), o.node.clone(), o.subnet.clone()))
                 })
             })
             .map(|eni| eni.id.clone())
@@ -549,44 +545,6 @@ impl Reconciler {
             memory.wake_at = Some(memory.wake_at.map_or(at, |w| w.min(at)));
         }
         memory.failures.insert(slot, (failure, attempts));
-    }
-
-    async fn write_status(
-        &self,
-        nodeeni: &NodeENI,
-        item: &Planned,
-        plan: &Plan,
-    ) -> anyhow::Result<()> {
-        // Unwanted ENIs the node agent still holds bound to DPDK: their entries stay, as
-        // Detaching, so that the agent gives the device back before the detach.
-        let held = self.memory.lock().expect("memory").held.clone();
-        let releasing: Vec<Eni> = {
-            let view = self.view.lock().expect("view");
-            plan.orphans
-                .iter()
-                .filter(|id| held.contains(*id))
-                .filter_map(|id| view.enis.get(id))
-                .filter(|eni| eni.tags.get(NODEENI_TAG) == Some(&item.name))
-                .cloned()
-                .collect()
-        };
-        let input = status::Input {
-            generation: nodeeni.metadata.generation,
-            desired: &item.desired,
-            reports: &plan.reports,
-            releasing: &releasing,
-            blocker: item.blocker.clone(),
-            current: nodeeni.status.as_ref(),
-            now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::now(),
-            ),
-        };
-        let new = status::build(&input);
-        if status::differs(&new, nodeeni.status.as_ref()) {
-            self.kube.apply_status(&item.name, &new).await?;
-            self.metrics.status_writes.inc();
-        }
-        Ok(())
     }
 
     /// Removes the finalizer of a deleted NodeENI once EC2, described afresh, shows none of

@@ -1,16 +1,19 @@
-//! The NodeENI status the controller writes: per-node entries and the `Ready` condition.
-//! Built purely from the plan; written by server-side apply under one field manager, and only
-//! when it differs from what is there, so that a steady state writes nothing.
+//! The NodeENI status the controller writes: counts, the `Ready` condition and a bounded list
+//! of per-node entries (those not ready first), so that it stays small at any number of
+//! nodes. Built purely from the plan and the node agents' reports in the ENINodes; written by
+//! server-side apply under one field manager, and only when it differs from what is there, so
+//! that a steady state writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{Attachment, AttachmentState, NodeENIStatus};
+use crate::api::{Attachment, AttachmentState, MAX_ATTACHMENTS, NodeENIStatus};
 use crate::ec2::types::Eni;
 use crate::ownership::Owner;
 
 use super::desired::Desired;
+use super::eninode::Observed;
 use super::plan::SlotReport;
 use super::reasons;
 
@@ -26,129 +29,133 @@ pub struct Blocker {
 
 /// Everything the status is made of.
 pub struct Input<'a> {
+    pub name: &'a str,
     pub generation: Option<i64>,
     pub desired: &'a Desired,
     pub reports: &'a BTreeMap<Owner, SlotReport>,
     /// Unwanted ENIs kept attached until the node agent releases them from DPDK.
     pub releasing: &'a [Eni],
     pub blocker: Option<Blocker>,
+    /// The ENINodes, by node: what the agents report.
+    pub eninodes: &'a BTreeMap<String, Observed>,
     pub current: Option<&'a NodeENIStatus>,
     pub now: Time,
 }
 
-/// The controller's part of the status.
+/// The status, from the plan and the agents' reports.
 pub fn build(input: &Input) -> NodeENIStatus {
-    let previous = |node: &str, subnet: &str| {
-        input.current.and_then(|status| {
-            status
-                .attachments
-                .iter()
-                .find(|a| a.node_name == node && a.subnet_id == subnet)
-        })
-    };
-    let mut attachments: Vec<Attachment> = Vec::new();
+    let mut entries = Vec::new();
     for slot in &input.desired.slots {
         let Some(report) = input.reports.get(&slot.owner) else {
             continue;
         };
         let eni = report.eni.as_ref();
-        let attachment = eni.and_then(|eni| eni.attachment.as_ref());
-        let entry = Attachment {
+        let mut entry = Attachment {
             node_name: slot.owner.node.clone(),
             subnet_id: slot.subnet.id.clone(),
             instance_id: Some(slot.owner.instance.clone()),
             eni_id: eni.map(|eni| eni.id.clone()),
-            attachment_id: attachment.map(|a| a.id.clone()),
-            subnet_cidr: Some(slot.subnet.cidr_block.clone()).filter(|cidr| !cidr.is_empty()),
-            mac_address: eni
-                .map(|eni| eni.mac_address.clone())
-                .filter(|mac| !mac.is_empty()),
-            device_index: attachment.map(|a| a.device_index),
-            network_card_index: attachment.map(|a| a.network_card_index),
+            attachment_id: eni.and_then(|eni| eni.attachment.as_ref().map(|a| a.id.clone())),
             state: Some(report.state),
             reason: report.reason.clone(),
             message: report.message.clone(),
             ..Attachment::default()
         };
-        attachments.push(entry);
+        add_agent_report(input, &mut entry);
+        entries.push(entry);
     }
     for problem in &input.desired.problems {
-        let entry = Attachment {
+        entries.push(Attachment {
             node_name: problem.node.clone(),
             state: Some(AttachmentState::Failed),
             reason: Some(problem.reason.to_owned()),
             message: Some(problem.message.clone()),
             ..Attachment::default()
-        };
-        attachments.push(entry);
+        });
     }
     for eni in input.releasing {
         let Some(owner) = Owner::from_tags(&eni.tags) else {
             continue;
         };
-        let entry = Attachment {
+        entries.push(Attachment {
             node_name: owner.node,
             subnet_id: owner.subnet,
             instance_id: Some(owner.instance),
             eni_id: Some(eni.id.clone()),
             attachment_id: eni.attachment.as_ref().map(|a| a.id.clone()),
-            mac_address: Some(eni.mac_address.clone()),
             state: Some(AttachmentState::Detaching),
             reason: Some(reasons::DPDK_RELEASE.into()),
-            message: Some(
-                "waiting for the node agent to give the device back to its kernel driver".into(),
-            ),
+            message: Some("waiting for the node agent to release the device from DPDK".into()),
             ..Attachment::default()
-        };
-        attachments.push(entry);
+        });
     }
-    for entry in &mut attachments {
-        let previous = previous(&entry.node_name, &entry.subnet_id);
-        entry.last_transition_time = transition_time(previous, entry, &input.now);
-    }
-    attachments.sort_by(|a, b| (&a.node_name, &a.subnet_id).cmp(&(&b.node_name, &b.subnet_id)));
+    // Those not ready first, then by node and subnet.
+    entries.sort_by(|a, b| {
+        (is_ready(a), &a.node_name, &a.subnet_id).cmp(&(is_ready(b), &b.node_name, &b.subnet_id))
+    });
 
-    let attached_nodes = attached_nodes(input.desired, &attachments);
-    let ready = ready_condition(input, &attachments);
+    let (attached_nodes, configured_nodes) = node_counts(input.desired, &entries);
+    let ready = ready_condition(input, &entries);
     let previous_ready = input
         .current
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let omitted = entries.len().saturating_sub(MAX_ATTACHMENTS);
+    entries.truncate(MAX_ATTACHMENTS);
     NodeENIStatus {
         observed_generation: input.generation,
         desired_nodes: count(input.desired.selected_nodes),
         attached_nodes: count(attached_nodes),
+        configured_nodes: count(configured_nodes),
         conditions: vec![keep_transition_time(ready, previous_ready)],
-        attachments,
+        attachments: entries,
+        omitted_attachments: count(omitted),
     }
+}
+
+/// Copies the node agent's word on the entry's interface; an attached ENI whose interface
+/// it could not configure gets its reason.
+fn add_agent_report(input: &Input, entry: &mut Attachment) {
+    let report = input.eninodes.get(&entry.node_name).and_then(|eninode| {
+        eninode.report_on(input.name, &entry.subnet_id, entry.eni_id.as_deref())
+    });
+    let Some(report) = report else { return };
+    entry.interface_name.clone_from(&report.interface_name);
+    entry.configured = report.configured;
+    if entry.state == Some(AttachmentState::Attached) && report.configured == Some(false) {
+        entry.reason = Some(reasons::INTERFACE_NOT_CONFIGURED.into());
+        entry.message.clone_from(&report.message);
+    }
+}
+
+/// Attached, and not reported unconfigured.
+fn is_ready(entry: &Attachment) -> bool {
+    entry.state == Some(AttachmentState::Attached) && entry.configured != Some(false)
 }
 
 fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// A state change takes the current time; anything else keeps the previous time.
-fn transition_time(previous: Option<&Attachment>, entry: &Attachment, now: &Time) -> Option<Time> {
-    match previous {
-        Some(previous) if previous.state == entry.state => previous.last_transition_time.clone(),
-        _ => Some(now.clone()),
-    }
-}
-
-/// Nodes with at least one slot, all attached.
-fn attached_nodes(desired: &Desired, attachments: &[Attachment]) -> usize {
+/// Nodes with at least one slot, all attached; and of those, the ones whose agent reports
+/// every interface configured.
+fn node_counts(desired: &Desired, entries: &[Attachment]) -> (usize, usize) {
     let problem_nodes: BTreeSet<&str> = desired.problems.iter().map(|p| p.node.as_str()).collect();
-    let mut nodes: BTreeMap<&str, bool> = BTreeMap::new();
-    for entry in attachments
+    let mut nodes: BTreeMap<&str, (bool, bool)> = BTreeMap::new();
+    for entry in entries
         .iter()
         .filter(|a| !problem_nodes.contains(a.node_name.as_str()))
     {
         let attached = entry.state == Some(AttachmentState::Attached);
-        *nodes.entry(&entry.node_name).or_insert(true) &= attached;
+        let (all_attached, all_configured) = nodes.entry(&entry.node_name).or_insert((true, true));
+        *all_attached &= attached;
+        *all_configured &= attached && entry.configured == Some(true);
     }
-    nodes.values().filter(|attached| **attached).count()
+    let attached = nodes.values().filter(|(a, _)| *a).count();
+    let configured = nodes.values().filter(|(_, c)| *c).count();
+    (attached, configured)
 }
 
-fn ready_condition(input: &Input, attachments: &[Attachment]) -> Condition {
+fn ready_condition(input: &Input, entries: &[Attachment]) -> Condition {
     let condition = |status: &str, reason: &str, message: String| Condition {
         type_: "Ready".into(),
         status: status.into(),
@@ -160,41 +167,31 @@ fn ready_condition(input: &Input, attachments: &[Attachment]) -> Condition {
     if let Some(blocker) = &input.blocker {
         return condition("False", &blocker.reason, blocker.message.clone());
     }
-    let total = attachments.len();
-    if let Some((failed, reason)) = attachments.iter().find_map(|a| {
-        let reason = a.reason.as_deref()?;
-        (a.state == Some(AttachmentState::Failed)).then_some((a, reason))
-    }) {
-        let failures = attachments
-            .iter()
-            .filter(|a| a.state == Some(AttachmentState::Failed))
-            .count();
+    let total = entries.len();
+    let failed = |a: &&Attachment| a.state == Some(AttachmentState::Failed);
+    if let Some((first, reason)) = entries
+        .iter()
+        .filter(failed)
+        .find_map(|a| Some((a, a.reason.as_deref()?)))
+    {
+        let failures = entries.iter().filter(failed).count();
         let message = format!(
             "{failures} of {total} ENIs cannot be attached; node {}: {}",
-            failed.node_name,
-            failed.message.as_deref().unwrap_or_default()
+            first.node_name,
+            first.message.as_deref().unwrap_or_default()
         );
         return condition("False", reason, message);
     }
-    let attached = attachments
+    let attached = entries
         .iter()
         .filter(|a| a.state == Some(AttachmentState::Attached))
         .count();
-    let unconfigured = input
-        .current
-        .into_iter()
-        .flat_map(|s| &s.attachments)
-        .find(|a| {
-            a.configured == Some(false)
-                && attachments
-                    .iter()
-                    .any(|ours| ours.node_name == a.node_name && ours.subnet_id == a.subnet_id)
-        });
+    let unconfigured = entries.iter().find(|a| a.configured == Some(false));
     if let Some(entry) = unconfigured.filter(|_| attached == total) {
         let message = format!(
             "node {}: interface not configured: {}",
             entry.node_name,
-            entry.interface_message.as_deref().unwrap_or_default()
+            entry.message.as_deref().unwrap_or_default()
         );
         return condition("False", reasons::INTERFACE_NOT_CONFIGURED, message);
     }
@@ -229,39 +226,23 @@ fn keep_transition_time(mut condition: Condition, previous: Option<&Condition>) 
     condition
 }
 
-/// Whether `new` (the controller's part) differs from what `current` holds.
+/// Whether `new` differs from what `current` holds (conditions other than `Ready`, which
+/// others may add, left aside).
 pub fn differs(new: &NodeENIStatus, current: Option<&NodeENIStatus>) -> bool {
     let Some(current) = current else { return true };
-    // Entries the node agent alone still holds are not the controller's.
-    let ours: Vec<Attachment> = current
-        .attachments
-        .iter()
-        .filter(|a| a.state.is_some())
-        .map(controller_fields)
-        .collect();
-    let ready: Vec<&Condition> = current
+    let ready: Vec<Condition> = current
         .conditions
         .iter()
         .filter(|c| c.type_ == "Ready")
+        .cloned()
         .collect();
-    new.observed_generation != current.observed_generation
-        || new.desired_nodes != current.desired_nodes
-        || new.attached_nodes != current.attached_nodes
-        || new.conditions.iter().collect::<Vec<_>>() != ready
-        || new.attachments != ours
+    let current = NodeENIStatus {
+        conditions: ready,
+        ..current.clone()
+    };
+    *new != current
 }
 
-/// An entry with the node agent's fields left out.
-fn controller_fields(entry: &Attachment) -> Attachment {
-    Attachment {
-        interface_name: None,
-        configured: None,
-        interface_message: None,
-        mtu: None,
-        pci_address: None,
-        dpdk_bound: None,
-        dpdk_driver: None,
-        dpdk_resource_name: None,
-        ..entry.clone()
-    }
-}
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

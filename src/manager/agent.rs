@@ -1,13 +1,13 @@
 //! The long-running agent: event-driven, with a slow resync.
 //!
 //! Three sources of work, each acted on at once: netlink link notifications (an ENI's
-//! interface appeared, changed or went away), NodeENI changes (the desired state), and a
-//! timer (the periodic resync that repairs drift, or the retry of a failure, with backoff).
-//! A notification is acted on only when it shows something the last attempt did not see:
-//! the agent's own changes come back as notifications too, and a failed change retried on
-//! its own echoes would toggle a link thousands of times a second.
-//! The NodeENI watch and the status writer run as tasks of their own (see [`super::tasks`]),
-//! so that decoding NodeENIs or a slow API server never delays configuring a link.
+//! interface appeared, changed or went away), changes of this node's ENINode (the desired
+//! state), and a timer (the periodic resync that repairs drift, or the retry of a failure,
+//! with backoff). A notification is acted on only when it shows something the last attempt
+//! did not see: the agent's own changes come back as notifications too, and a failed change
+//! retried on its own echoes would toggle a link thousands of times a second.
+//! The ENINode watch and the status writer run as tasks of their own (see [`super::tasks`]),
+//! so that a slow API server never delays configuring a link.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::api::NodeENI;
+use crate::api::ENINode;
 use crate::manager::desired::{Desired, EntryKey, Wanted, desired};
 use crate::manager::links::{LinkState, Links, NAME_TAKEN};
 use crate::manager::netlink::{LinkEvent, LinkEvents};
@@ -29,7 +29,7 @@ use crate::manager::report::{Reports, reports};
 use crate::manager::status::StatusWriter;
 use crate::manager::{AgentConfig, AgentError, plugin, tasks};
 
-/// Runs the agent for `config.node_name` until an error ends it: NodeENIs through `client`,
+/// Runs the agent for `config.node_name` until an error ends it: its ENINode through `client`,
 /// links through `links` and `events` (see [`crate::manager::netlink::open`]), DPDK
 /// devices under `config.sysfs_root`.
 pub async fn run(
@@ -40,12 +40,13 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let executor = config.executor(links, false)?;
     let (store, writer) = reflector::store();
-    let (changed, nodeeni_changes) = watch::channel(false);
+    let (changed, eninode_changes) = watch::channel(false);
     let (reports, receiver) = watch::channel(Reports::new());
     // Dropped with this future, the set stops both tasks.
     let mut tasks = JoinSet::new();
-    tasks.spawn(tasks::watch_nodeenis(
+    tasks.spawn(tasks::watch_eninode(
         Api::all(client.clone()),
+        config.node_name.clone(),
         writer,
         changed,
     ));
@@ -69,7 +70,7 @@ pub async fn run(
         config,
     };
     tokio::select! {
-        result = agent.serve(nodeeni_changes, events, store) => result,
+        result = agent.serve(eninode_changes, events, store) => result,
         _ = tasks.join_next() => Err(AgentError::WatchEnded),
     }
 }
@@ -105,12 +106,12 @@ struct Agent<L> {
 }
 
 impl<L: Links> Agent<L> {
-    /// `nodeenis` turns true once the NodeENIs are listed, and changes with every event.
+    /// `eninode` turns true once the ENINode is listed, and changes with every event.
     async fn serve(
         mut self,
-        mut nodeenis: watch::Receiver<bool>,
+        mut eninode: watch::Receiver<bool>,
         mut events: LinkEvents,
-        store: Store<NodeENI>,
+        store: Store<ENINode>,
     ) -> Result<(), AgentError> {
         let mut ready = false;
         let period = self.config.resync_period;
@@ -123,7 +124,7 @@ impl<L: Links> Agent<L> {
                     None => std::future::pending().await,
                 }
             };
-            // Biased: a link waiting to be configured goes before NodeENI changes and resyncs.
+            // Biased: a link waiting to be configured goes before ENINode changes and resyncs.
             tokio::select! {
                 biased;
                 event = events.next() => match event {
@@ -131,13 +132,13 @@ impl<L: Links> Agent<L> {
                     Some(_) => {}
                     None => return Err(AgentError::NetlinkClosed),
                 },
-                changed = nodeenis.changed() => {
+                changed = eninode.changed() => {
                     if changed.is_err() {
                         return Err(AgentError::WatchEnded);
                     }
-                    ready = *nodeenis.borrow_and_update();
+                    ready = *eninode.borrow_and_update();
                     if ready {
-                        self.nodeenis_changed(&store).await;
+                        self.eninode_changed(&store).await;
                     }
                 }
                 _ = resync.tick(), if ready => self.full_pass().await,
@@ -146,9 +147,9 @@ impl<L: Links> Agent<L> {
         }
     }
 
-    async fn nodeenis_changed(&mut self, store: &Store<NodeENI>) {
+    async fn eninode_changed(&mut self, store: &Store<ENINode>) {
         let state = store.state();
-        let desired = desired(state.iter().map(AsRef::as_ref), &self.config.node_name);
+        let desired = desired(state.first().map(AsRef::as_ref));
         if desired == self.desired {
             // Only the status moved (maybe someone else's write): let the writer compare.
             self.reports.send_modify(|_| {});
@@ -297,11 +298,7 @@ impl<L: Links> Agent<L> {
         }
         // Most notifications are echoes of the agent's own changes: nothing new to report.
         if std::mem::take(&mut self.reports_stale) {
-            let reports = reports(
-                &self.config.node_name,
-                &self.desired,
-                self.outcomes.values(),
-            );
+            let reports = reports(&self.desired, self.outcomes.values());
             self.reports.send_if_modified(|current| {
                 let changed = *current != reports;
                 *current = reports;

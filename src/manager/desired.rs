@@ -1,12 +1,13 @@
-//! What this node's interfaces should look like, computed from the NodeENIs alone.
+//! What this node's interfaces should look like, read from the node's ENINode alone.
 //!
-//! Pure: no kube client, no netlink, no files. The controller records each attached ENI in
-//! the NodeENI's status (`attachments`, one entry per node and subnet, with its MAC); this
-//! module picks this node's entries and turns each into a [`Wanted`] interface.
+//! Pure: no kube client, no netlink, no files. The controller writes every ENI of the node
+//! into the spec of its ENINode (one entry per NodeENI and subnet, with its MAC and the
+//! interface settings, the name already suffixed); this module turns each entry the agent
+//! serves into a [`Wanted`] interface.
 
 use std::collections::BTreeSet;
 
-use crate::api::{Attachment, AttachmentState, NodeENI};
+use crate::api::{AttachmentState, ENINode, InterfaceSpec};
 use crate::manager::mac::Mac;
 
 /// One attachment entry of this node: the NodeENI's name and the subnet.
@@ -43,8 +44,8 @@ pub struct DpdkWanted {
 pub struct Desired {
     /// The ENIs to configure, ordered by NodeENI, network card and device index.
     pub serve: Vec<Wanted>,
-    /// Every entry of this node the controller has written: the agent reports on these
-    /// only, so that it never brings back an entry the controller removed.
+    /// Every entry of the spec: the agent reports on these only, so that its status never
+    /// keeps an entry the controller removed.
     pub entries: BTreeSet<EntryKey>,
     /// Entries that cannot be served, with the reason (for the status).
     pub invalid: Vec<(EntryKey, String)>,
@@ -57,90 +58,64 @@ impl Desired {
     }
 }
 
-/// This node's share of the NodeENIs.
-pub fn desired<'a>(nodeenis: impl IntoIterator<Item = &'a NodeENI>, node: &str) -> Desired {
+/// What this node's ENINode asks for (nothing when it has none).
+pub fn desired(eninode: Option<&ENINode>) -> Desired {
     let mut desired = Desired::default();
-    for nodeeni in nodeenis {
-        add_nodeeni(&mut desired, nodeeni, node);
-    }
-    desired
-}
-
-fn add_nodeeni(desired: &mut Desired, nodeeni: &NodeENI, node: &str) {
-    let name = nodeeni.metadata.name.clone().unwrap_or_default();
-    let deleting = nodeeni.metadata.deletion_timestamp.is_some();
-    let mut mine: Vec<&Attachment> = nodeeni
-        .status
-        .iter()
-        .flat_map(|status| &status.attachments)
-        .filter(|entry| entry.node_name == node && written_by_controller(entry))
-        .collect();
-    mine.sort_by_key(|entry| {
-        (
-            entry.network_card_index,
-            entry.device_index,
-            entry.subnet_id.clone(),
-        )
-    });
     let mut serve = Vec::new();
-    for entry in mine {
+    for entry in eninode.iter().flat_map(|eninode| &eninode.spec.interfaces) {
         let key = EntryKey {
-            nodeeni: name.clone(),
+            nodeeni: entry.node_eni.clone(),
             subnet_id: entry.subnet_id.clone(),
         };
         desired.entries.insert(key.clone());
-        if deleting || !in_service(entry) {
+        if !in_service(entry) {
             continue;
         }
         match entry.mac_address.as_deref().map(str::parse::<Mac>) {
-            Some(Ok(mac)) => serve.push((key, entry, mac)),
+            Some(Ok(mac)) => {
+                let order = (
+                    entry.node_eni.clone(),
+                    entry.network_card_index,
+                    entry.device_index,
+                );
+                serve.push((order, wanted(key, entry, mac)));
+            }
             Some(Err(error)) => desired
                 .invalid
-                .push((key, format!("status macAddress: {error}"))),
+                .push((key, format!("spec macAddress: {error}"))),
             None => {}
         }
     }
-    let several = serve.len() > 1;
-    let spec = &nodeeni.spec;
-    for (position, (key, entry, mac)) in serve.into_iter().enumerate() {
-        let name = spec.interface_name.as_ref().map(|base| {
-            if several {
-                format!("{base}{position}")
-            } else {
-                base.clone()
-            }
-        });
-        desired.serve.push(Wanted {
-            key,
-            eni_id: entry.eni_id.clone(),
-            mac,
-            name,
-            mtu: spec
-                .mtu
-                .and_then(|mtu| u32::try_from(mtu).ok())
-                .filter(|&mtu| mtu > 0),
-            dpdk: spec.enable_dpdk.then(|| DpdkWanted {
-                driver: spec.dpdk_driver.as_str(),
-                resource: spec.dpdk_resource_name.clone(),
-                pci_address: spec.dpdk_pci_address.clone(),
-            }),
-        });
-    }
+    serve.sort_by(|(a, _), (b, _)| a.cmp(b));
+    desired.serve = serve.into_iter().map(|(_, wanted)| wanted).collect();
+    desired
 }
 
-/// Entries that carry only an agent's fields (left over after the controller removed its
-/// own) are not entries to serve or report on.
-fn written_by_controller(entry: &Attachment) -> bool {
-    entry.eni_id.is_some() || entry.mac_address.is_some() || entry.state.is_some()
+fn wanted(key: EntryKey, entry: &InterfaceSpec, mac: Mac) -> Wanted {
+    Wanted {
+        key,
+        eni_id: entry.eni_id.clone(),
+        mac,
+        name: entry.interface_name.clone(),
+        mtu: entry
+            .mtu
+            .and_then(|mtu| u32::try_from(mtu).ok())
+            .filter(|&mtu| mtu > 0),
+        dpdk: entry.enable_dpdk.then(|| DpdkWanted {
+            driver: entry.dpdk_driver.unwrap_or_default().as_str(),
+            resource: entry.dpdk_resource_name.clone(),
+            pci_address: entry.dpdk_pci_address.clone(),
+        }),
+    }
 }
 
 /// An ENI the controller is detaching or deleting is released (DPDK devices are given back
 /// to the kernel before the controller detaches them). Device index 0 is the instance's
-/// primary ENI, which the agent never touches whatever the status says.
-fn in_service(entry: &Attachment) -> bool {
+/// primary ENI, which the agent never touches whatever the spec says.
+fn in_service(entry: &InterfaceSpec) -> bool {
     !matches!(
         entry.state,
-        Some(AttachmentState::Detaching | AttachmentState::Deleting)
+        AttachmentState::Detaching | AttachmentState::Deleting
     ) && entry.device_index != Some(0)
 }
 

@@ -1,9 +1,9 @@
 //! The node agent (`multi-eni manager`): finds each of this node's ENIs by MAC address,
-//! configures its interface (name, MTU, up) or binds it to DPDK, and reports in the
-//! NodeENI's status.
+//! configures its interface (name, MTU, up) or binds it to DPDK, and reports in the status
+//! of the node's ENINode. It reads and writes that one object, nothing else of the API.
 //!
 //! Modules by what they may import:
-//! - pure, no I/O: [`mac`], [`desired`] (NodeENIs to wanted interfaces), [`plan`] (observed
+//! - pure, no I/O: [`mac`], [`desired`] (the ENINode to wanted interfaces), [`plan`] (observed
 //!   link to changes), [`outcome`], [`report`] (outcomes to status entries);
 //! - OS boundary: [`links`] (the trait), [`netlink`] (its rtnetlink implementation and link
 //!   notifications), [`sysfs`] (PCI driver binding), [`files`], [`dpdk_state`], [`sriov`]
@@ -108,13 +108,13 @@ impl AgentConfig {
 pub enum AgentError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("listing NodeENIs: {0}")]
-    List(#[source] kube::Error),
+    #[error("reading the node's ENINode: {0}")]
+    Read(#[source] kube::Error),
     #[error(transparent)]
     Links(#[from] LinkError),
     #[error("{0}")]
     Imds(String),
-    #[error("the NodeENI watch or the status writer stopped")]
+    #[error("the ENINode watch or the status writer stopped")]
     WatchEnded,
     #[error("the netlink notification socket closed")]
     NetlinkClosed,
@@ -125,7 +125,7 @@ impl AgentError {
     pub fn label(&self) -> &'static str {
         match self {
             AgentError::State(error) => error.label(),
-            AgentError::List(_) => "list_nodeenis",
+            AgentError::Read(_) => "read_eninode",
             AgentError::Links(error) => error.label(),
             AgentError::Imds(_) => "imds_endpoint",
             AgentError::WatchEnded => "watch_ended",

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
-use crate::api::NodeENI;
+use crate::api::ENINode;
 use crate::manager::desired::desired;
 use crate::manager::links::Links;
 use crate::manager::outcome::Outcome;
@@ -40,12 +40,12 @@ pub async fn once(
     config: &AgentConfig,
     dry_run: bool,
 ) -> Result<Pass, AgentError> {
-    let api: Api<NodeENI> = Api::all(client.clone());
-    let nodeenis = api
-        .list(&ListParams::default())
+    let api: Api<ENINode> = Api::all(client.clone());
+    let eninode = api
+        .get_opt(&config.node_name)
         .await
-        .map_err(AgentError::List)?;
-    let desired = desired(&nodeenis.items, &config.node_name);
+        .map_err(AgentError::Read)?;
+    let desired = desired(eninode.as_ref());
     let mut executor = config.executor(links, dry_run)?;
     let outcomes = executor.pass(&desired).await?;
     let mut errors = Vec::new();
@@ -59,10 +59,11 @@ pub async fn once(
         {
             errors.push(error.to_string());
         }
-        let reports = reports(&config.node_name, &desired, &outcomes);
+        let reports = reports(&desired, &outcomes);
         let mut writer = StatusWriter::new(client, &config.node_name);
-        let failed = writer.write(&nodeenis.items, &reports).await;
-        errors.extend(failed.iter().map(ToString::to_string));
+        if let Err(error) = writer.write(eninode.as_ref(), &reports).await {
+            errors.push(error.to_string());
+        }
     }
     Ok(Pass { outcomes, errors })
 }

@@ -1,57 +1,46 @@
-//! What the agent writes into the NodeENIs' status: for each of this node's entries, the
-//! agent's fields only (and the two list-map keys). Pure.
+//! What the agent writes into its ENINode's status: one entry per interface of the spec it
+//! has something to say about, and the `Ready` condition. Pure.
 
-use std::collections::BTreeMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{Attachment, NodeENI};
+use crate::api::{ENINodeStatus, InterfaceStatus};
 use crate::manager::desired::{Desired, EntryKey};
 use crate::manager::outcome::Outcome;
 
-/// The agent's entries of each NodeENI, sorted by subnet. A NodeENI absent from the map
-/// gets no entry from this node.
-pub type Reports = BTreeMap<String, Vec<Attachment>>;
+/// The agent's entries, sorted by NodeENI and subnet.
+pub type Reports = Vec<InterfaceStatus>;
 
-/// The reports for the entries the controller has written (never others: applying an entry
-/// the controller removed would bring it back).
-pub fn reports<'a>(
-    node: &str,
-    desired: &Desired,
-    outcomes: impl IntoIterator<Item = &'a Outcome>,
-) -> Reports {
+/// The reports for the entries of the spec (never others: the status would keep an entry
+/// the controller removed).
+pub fn reports<'a>(desired: &Desired, outcomes: impl IntoIterator<Item = &'a Outcome>) -> Reports {
     let mut reports = Reports::new();
     for outcome in outcomes {
         if desired.entries.contains(&outcome.key) {
-            push(&mut reports, agent_entry(node, outcome));
+            reports.push(entry(outcome));
         }
     }
     for (key, message) in &desired.invalid {
-        let mut entry = keys(node, key);
+        let mut entry = keys(key);
         entry.configured = Some(false);
-        entry.interface_message = Some(message.clone());
-        push(&mut reports, (key.nodeeni.clone(), entry));
+        entry.message = Some(message.clone());
+        reports.push(entry);
     }
-    for entries in reports.values_mut() {
-        entries.sort_by(|a, b| a.subnet_id.cmp(&b.subnet_id));
-    }
+    reports.retain(has_agent_fields);
+    reports.sort_by(|a, b| (&a.node_eni, &a.subnet_id).cmp(&(&b.node_eni, &b.subnet_id)));
     reports
 }
 
-fn push(reports: &mut Reports, (nodeeni, entry): (String, Attachment)) {
-    if has_agent_fields(&entry) {
-        reports.entry(nodeeni).or_default().push(entry);
-    }
-}
-
-fn agent_entry(node: &str, outcome: &Outcome) -> (String, Attachment) {
-    let mut entry = keys(node, &outcome.key);
+fn entry(outcome: &Outcome) -> InterfaceStatus {
+    let mut entry = keys(&outcome.key);
+    entry.eni_id.clone_from(&outcome.eni_id);
     if outcome.serving {
         entry.interface_name.clone_from(&outcome.interface);
         entry.configured = Some(outcome.configured());
-        entry.interface_message = outcome.problem.as_ref().map(|p| p.message.clone());
+        entry.message = outcome.problem.as_ref().map(|p| p.message.clone());
         entry.mtu = outcome.mtu.and_then(|mtu| i32::try_from(mtu).ok());
     } else if outcome.dpdk.as_ref().is_some_and(|dpdk| dpdk.bound) {
         // Still bound after a failed release: the controller keeps waiting, and says why.
-        entry.interface_message = outcome.problem.as_ref().map(|p| p.message.clone());
+        entry.message = outcome.problem.as_ref().map(|p| p.message.clone());
     }
     if let Some(dpdk) = &outcome.dpdk {
         entry.pci_address = Some(dpdk.pci.clone());
@@ -59,49 +48,92 @@ fn agent_entry(node: &str, outcome: &Outcome) -> (String, Attachment) {
         entry.dpdk_driver = Some(dpdk.driver.clone());
         entry.dpdk_resource_name.clone_from(&dpdk.resource);
     }
-    (outcome.key.nodeeni.clone(), entry)
+    entry
 }
 
-fn keys(node: &str, key: &EntryKey) -> Attachment {
-    Attachment {
-        node_name: node.into(),
+fn keys(key: &EntryKey) -> InterfaceStatus {
+    InterfaceStatus {
+        node_eni: key.nodeeni.clone(),
         subnet_id: key.subnet_id.clone(),
-        ..Attachment::default()
+        ..InterfaceStatus::default()
     }
 }
 
-/// This node's entries of `nodeeni` as the agent's fields show them now (for comparison
-/// with [`reports`], so that a steady state writes nothing).
-pub fn observed(nodeeni: &NodeENI, node: &str) -> Vec<Attachment> {
-    let mut entries: Vec<Attachment> = nodeeni
-        .status
-        .iter()
-        .flat_map(|status| &status.attachments)
-        .filter(|entry| entry.node_name == node)
-        .map(|entry| Attachment {
-            node_name: entry.node_name.clone(),
+fn has_agent_fields(entry: &InterfaceStatus) -> bool {
+    let bare = InterfaceStatus {
+        eni_id: entry.eni_id.clone(),
+        ..keys(&EntryKey {
+            nodeeni: entry.node_eni.clone(),
             subnet_id: entry.subnet_id.clone(),
-            interface_name: entry.interface_name.clone(),
-            configured: entry.configured,
-            interface_message: entry.interface_message.clone(),
-            mtu: entry.mtu,
-            pci_address: entry.pci_address.clone(),
-            dpdk_bound: entry.dpdk_bound,
-            dpdk_driver: entry.dpdk_driver.clone(),
-            dpdk_resource_name: entry.dpdk_resource_name.clone(),
-            ..Attachment::default()
         })
-        .filter(has_agent_fields)
-        .collect();
-    entries.sort_by(|a, b| a.subnet_id.cmp(&b.subnet_id));
-    entries
+    };
+    *entry != bare
 }
 
-fn has_agent_fields(entry: &Attachment) -> bool {
-    let keys_only = Attachment {
-        node_name: entry.node_name.clone(),
-        subnet_id: entry.subnet_id.clone(),
-        ..Attachment::default()
+/// The whole status: the reports and `Ready` (every served interface configured), for the
+/// spec `generation`. `current` is the status there now: `Ready` keeps its transition time
+/// while its status stays.
+pub fn status(
+    reports: Reports,
+    generation: Option<i64>,
+    current: Option<&ENINodeStatus>,
+    now: Time,
+) -> ENINodeStatus {
+    let served: Vec<&InterfaceStatus> = reports.iter().filter(|r| r.configured.is_some()).collect();
+    let failed: Vec<&&InterfaceStatus> = served
+        .iter()
+        .filter(|r| r.configured == Some(false))
+        .collect();
+    let (status, reason, message) = match failed.first() {
+        Some(first) => (
+            "False",
+            "InterfaceNotConfigured",
+            format!(
+                "{} of {} interfaces not configured; {} {}: {}",
+                failed.len(),
+                served.len(),
+                first.node_eni,
+                first.subnet_id,
+                first.message.as_deref().unwrap_or_default()
+            ),
+        ),
+        None => (
+            "True",
+            "Configured",
+            format!("{} interfaces configured", served.len()),
+        ),
     };
-    *entry != keys_only
+    let previous = current.and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
+    let last_transition_time = previous
+        .filter(|p| p.status == status)
+        .map_or(now, |p| p.last_transition_time.clone());
+    let ready = Condition {
+        type_: "Ready".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    ENINodeStatus {
+        interfaces: reports,
+        conditions: vec![ready],
+    }
+}
+
+/// The status as far as the agent writes it (conditions other than `Ready` left aside), to
+/// compare with [`status`], so that a steady state writes nothing.
+pub fn observed(current: Option<&ENINodeStatus>) -> ENINodeStatus {
+    let Some(current) = current else {
+        return ENINodeStatus::default();
+    };
+    ENINodeStatus {
+        interfaces: current.interfaces.clone(),
+        conditions: current
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == "Ready")
+            .cloned()
+            .collect(),
+    }
 }

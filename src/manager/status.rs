@@ -1,28 +1,25 @@
-//! Writes the agent's reports into the NodeENIs' status by server-side apply.
-//!
-//! Each node's agent applies under a field manager of its own, with only its node's entries
-//! and only the agent's fields (plus the list-map keys `nodeName` and `subnetID`). Server-side
-//! apply then merges: the controller's fields of the same entries and the other nodes'
-//! entries are untouched, and a field (or entry) this agent stops sending is removed.
+//! Writes the agent's reports into its node's ENINode status by server-side apply, under the
+//! one field manager `multi-eni-manager` (the agents of all nodes share it: each writes its
+//! own object only, and the API server's admission policy refuses any other), only when they
+//! differ from what is there.
 
-use std::collections::HashMap;
-
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::api::{Patch, PatchParams};
 use kube::core::Request;
 use serde_json::json;
 
-use crate::api::{Attachment, NodeENI};
-use crate::manager::report::{Reports, observed};
+use crate::api::{ENINode, ENINodeStatus};
+use crate::manager::report::{Reports, observed, status};
 
-/// The longest field manager name the API server accepts.
-const MAX_FIELD_MANAGER: usize = 128;
+/// The agent's field manager for server-side apply.
+pub const FIELD_MANAGER: &str = "multi-eni-manager";
 
 /// A status write that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("writing the status of NodeENI {nodeeni}: {source}")]
+#[error("writing the status of ENINode {node}: {source}")]
 pub struct StatusError {
-    nodeeni: String,
+    node: String,
     source: kube::Error,
 }
 
@@ -30,48 +27,26 @@ impl StatusError {
     /// A stable label for logs and metrics.
     pub fn label(&self) -> &'static str {
         match &self.source {
-            kube::Error::Api(status) if status.code == 404 => "nodeeni_gone",
+            kube::Error::Api(status) if status.code == 404 => "eninode_gone",
             kube::Error::Api(_) => "api_rejected",
             _ => "api_unreachable",
         }
     }
 
-    /// A NodeENI deleted meanwhile needs no status; anything else is retried.
+    /// An ENINode deleted meanwhile needs no status; anything else is retried.
     pub fn is_transient(&self) -> bool {
-        self.label() != "nodeeni_gone"
+        self.label() != "eninode_gone"
     }
 }
 
-/// The field manager of the agent on `node`: `multi-eni-manager/<node>`, with a long node
-/// name shortened and made unique again by a hash of the whole name.
-pub fn field_manager(node: &str) -> String {
-    let manager = format!("multi-eni-manager/{node}");
-    if manager.len() <= MAX_FIELD_MANAGER {
-        return manager;
-    }
-    let hash = format!("-{:016x}", fnv1a(node.as_bytes()));
-    let mut end = MAX_FIELD_MANAGER - hash.len();
-    while !manager.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{hash}", &manager[..end])
-}
-
-/// FNV-1a: a hash that, unlike std's, is the same in every build.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Applies this node's reports, skipping NodeENIs whose status already says the same.
+/// Applies this node's reports, skipping a status that already says the same.
 pub struct StatusWriter {
     client: kube::Client,
     node: String,
     params: PatchParams,
-    /// What was last applied to each NodeENI, and the resourceVersion seen before: until
-    /// the watch delivers a newer version, the store cannot show the write yet.
-    applied: HashMap<String, (Vec<Attachment>, Option<String>)>,
+    /// What was last applied, and the resourceVersion seen before: until the watch delivers
+    /// a newer version, the object cannot show the write yet.
+    applied: Option<(ENINodeStatus, Option<String>)>,
 }
 
 impl StatusWriter {
@@ -79,55 +54,58 @@ impl StatusWriter {
         StatusWriter {
             client,
             node: node.into(),
-            // The agent alone writes its fields: forcing takes them over from an earlier
-            // manager name instead of failing on a conflict forever.
-            params: PatchParams::apply(&field_manager(node)).force(),
-            applied: HashMap::new(),
+            // The agent alone writes the status: forcing takes its fields over from any
+            // earlier manager instead of failing on a conflict forever.
+            params: PatchParams::apply(FIELD_MANAGER).force(),
+            applied: None,
         }
     }
 
-    /// Applies what differs between `reports` and the status of `nodeenis` (all of them);
-    /// returns the errors (each NodeENI is tried, whatever the others do).
+    /// Applies `reports` to `eninode` (this node's, as the watch has it) if they differ from
+    /// its status. Without an ENINode there is nothing to report on.
     pub async fn write(
         &mut self,
-        nodeenis: impl IntoIterator<Item = &NodeENI>,
+        eninode: Option<&ENINode>,
         reports: &Reports,
-    ) -> Vec<StatusError> {
-        let mut errors = Vec::new();
-        for nodeeni in nodeenis {
-            let name = nodeeni.metadata.name.clone().unwrap_or_default();
-            let wanted = reports.get(&name).cloned().unwrap_or_default();
-            let version = nodeeni.metadata.resource_version.clone();
-            let pending = self.applied.get(&name) == Some(&(wanted.clone(), version.clone()));
-            if pending || observed(nodeeni, &self.node) == wanted {
-                continue;
-            }
-            match self.apply(&name, &wanted).await {
-                Ok(()) => {
-                    self.applied.insert(name, (wanted, version));
-                }
-                Err(error) if !error.is_transient() => {}
-                Err(error) => errors.push(error),
-            }
+    ) -> Result<(), StatusError> {
+        let Some(eninode) = eninode else {
+            return Ok(());
+        };
+        let current = eninode.status.as_ref();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let wanted = status(reports.clone(), eninode.metadata.generation, current, now);
+        let version = eninode.metadata.resource_version.clone();
+        let pending = self
+            .applied
+            .as_ref()
+            .is_some_and(|(applied, at)| *at == version && same(applied, &wanted));
+        if pending || same(&observed(current), &wanted) {
+            return Ok(());
         }
-        errors
+        match self.apply(&wanted).await {
+            Ok(()) => {
+                self.applied = Some((wanted, version));
+                Ok(())
+            }
+            Err(error) if !error.is_transient() => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
-    /// Applies `entries` as this node's entries of the NodeENI.
-    async fn apply(&self, nodeeni: &str, entries: &[Attachment]) -> Result<(), StatusError> {
+    async fn apply(&self, status: &ENINodeStatus) -> Result<(), StatusError> {
         let patch = json!({
             "apiVersion": "networking.k8s.aws/v1alpha1",
-            "kind": "NodeENI",
-            "status": {"attachments": entries},
+            "kind": "ENINode",
+            "status": status,
         });
         let error = |source| StatusError {
-            nodeeni: nodeeni.into(),
+            node: self.node.clone(),
             source,
         };
-        let request = Request::new(NodeENI::url_path(&(), None))
-            .patch_subresource("status", nodeeni, &self.params, &Patch::Apply(patch))
+        let request = Request::new(ENINode::url_path(&(), None))
+            .patch_subresource("status", &self.node, &self.params, &Patch::Apply(patch))
             .map_err(|e| error(kube::Error::BuildRequest(e)))?;
-        // The answer (the whole NodeENI) is not decoded: the watch brings it anyway.
+        // The answer (the whole ENINode) is not decoded: the watch brings it anyway.
         self.client
             .request_text(request)
             .await
@@ -136,21 +114,15 @@ impl StatusWriter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::field_manager;
-
-    #[test]
-    fn field_managers_fit_128_characters_and_stay_unique() {
-        assert_eq!(
-            field_manager("ip-10-0-1-5.ec2.internal"),
-            "multi-eni-manager/ip-10-0-1-5.ec2.internal"
-        );
-        let long_a = format!("{}a", "n".repeat(252));
-        let long_b = format!("{}b", "n".repeat(252));
-        let (a, b) = (field_manager(&long_a), field_manager(&long_b));
-        assert_eq!(a.len(), 128);
-        assert_ne!(a, b);
-        assert_eq!(a, field_manager(&long_a));
-    }
+/// Whether two statuses say the same, the `Ready` condition's transition time aside (a
+/// status built now carries the current time until the API server has it).
+fn same(a: &ENINodeStatus, b: &ENINodeStatus) -> bool {
+    let without_time = |status: &ENINodeStatus| {
+        let mut status = status.clone();
+        for condition in &mut status.conditions {
+            condition.last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        }
+        status
+    };
+    without_time(a) == without_time(b)
 }

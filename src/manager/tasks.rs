@@ -1,5 +1,5 @@
-//! The agent's two background tasks: the NodeENI watch, which keeps the store and says when
-//! it changed, and the status writer, which applies the latest reports.
+//! The agent's two background tasks: the watch of its node's ENINode, which keeps the store
+//! and says when it changed, and the status writer, which applies the latest reports.
 
 use futures::StreamExt;
 use kube::runtime::reflector::{Store, store::Writer};
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::api::NodeENI;
+use crate::api::ENINode;
 use crate::manager::agent::Retry;
 use crate::manager::report::Reports;
 use crate::manager::status::StatusWriter;
@@ -18,17 +18,21 @@ use crate::manager::status::StatusWriter;
 /// How long the status writer waits after a change for more to come.
 const STATUS_BATCH: Duration = Duration::from_millis(100);
 
-/// Keeps `writer`'s store in step with the NodeENIs; `changed` turns true once they are
-/// listed and is touched at every change after that (several changes may be seen as one).
-pub async fn watch_nodeenis(
-    api: Api<NodeENI>,
-    writer: Writer<NodeENI>,
+/// Keeps `writer`'s store in step with the ENINode of `node` (a watch selecting that one
+/// object by name: the agent receives no other node's changes); `changed` turns true once
+/// it is listed and is touched at every change after that (several changes may be seen as
+/// one).
+pub async fn watch_eninode(
+    api: Api<ENINode>,
+    node: String,
+    writer: Writer<ENINode>,
     changed: watch::Sender<bool>,
 ) {
-    let events = watcher(api, watcher::Config::default())
+    let selector = watcher::Config::default().fields(&format!("metadata.name={node}"));
+    let events = watcher(api, selector)
         .default_backoff()
-        // The agent never reads managedFields; not keeping them saves most of the memory.
-        .modify(|nodeeni| nodeeni.managed_fields_mut().clear())
+        // The agent never reads managedFields.
+        .modify(|eninode| eninode.managed_fields_mut().clear())
         .reflect(writer);
     let mut events = pin!(events);
     while let Some(event) = events.next().await {
@@ -41,7 +45,7 @@ pub async fn watch_nodeenis(
             }
             Ok(_) => {}
             // The watcher retries with backoff by itself.
-            Err(error) => warn!(label = "watch", "watching NodeENIs: {error}"),
+            Err(error) => warn!(label = "watch", "watching the ENINode: {error}"),
         }
     }
 }
@@ -49,7 +53,7 @@ pub async fn watch_nodeenis(
 /// Writes the latest reports whenever they change, retrying failures with backoff.
 pub async fn write_status(
     mut writer: StatusWriter,
-    store: Store<NodeENI>,
+    store: Store<ENINode>,
     mut reports: watch::Receiver<Reports>,
     retry: Retry,
 ) {
@@ -57,11 +61,13 @@ pub async fn write_status(
     loop {
         let latest = reports.borrow_and_update().clone();
         let state = store.state();
-        let errors = writer.write(state.iter().map(AsRef::as_ref), &latest).await;
-        for error in &errors {
+        let result = writer
+            .write(state.first().map(AsRef::as_ref), &latest)
+            .await;
+        if let Err(error) = &result {
             warn!(label = error.label(), "{error}");
         }
-        if errors.is_empty() {
+        if result.is_ok() {
             delay = retry.initial;
             if reports.changed().await.is_err() {
                 return;

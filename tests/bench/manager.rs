@@ -1,5 +1,5 @@
 //! `just bench-manager`: the node agent (the real binary, as a process of its own) serving a
-//! network namespace with 200 ENIs, against a real API server.
+//! network namespace with 200 ENIs (in its node's ENINode), against a real API server.
 //!
 //! Links are hot-plugged into the namespace (paced, then all at once); the latency of each
 //! is measured from just before its creation to the netlink notification that shows it
@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use multi_eni::api::NodeENI;
+use multi_eni::api::ENINode;
 use multi_eni::manager::mac::Mac;
 use multi_eni::manager::netlink::{self, LinkEvent};
-use support::bench::{ms, nodeeni_with_entries, quantile};
+use support::bench::{eninode_with_entries, ms, quantile};
 use support::control_plane::{ControlPlane, wait_for};
 use support::netns::TestNetns;
 
@@ -49,7 +49,7 @@ async fn main() {
     let plane = ControlPlane::start().await;
     plane.install_crd().await;
     let macs: Vec<String> = (0..=LINKS).map(|i| mac(i).to_string()).collect();
-    nodeeni_with_entries(&plane, "bench", NODE, &macs, MTU).await;
+    eninode_with_entries(&plane, "bench", NODE, &macs, MTU).await;
 
     let ns = TestNetns::new();
     let timings = Arc::new(Mutex::new(Timings::default()));
@@ -207,10 +207,10 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 async fn all_reported(plane: &ControlPlane) -> bool {
-    let api: Api<NodeENI> = Api::all(plane.client().await);
-    let nodeeni = api.get("bench").await.expect("get");
-    let attachments = nodeeni.status.map(|s| s.attachments).unwrap_or_default();
-    attachments
+    let api: Api<ENINode> = Api::all(plane.client().await);
+    let eninode = api.get(NODE).await.expect("get");
+    let interfaces = eninode.status.map(|s| s.interfaces).unwrap_or_default();
+    interfaces
         .iter()
         .filter(|a| a.configured == Some(true))
         .count()

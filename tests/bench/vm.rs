@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use multi_eni::api::NodeENI;
-use support::bench::{ms, nodeeni_with_entries, quantile};
+use multi_eni::api::ENINode;
+use support::bench::{eninode_with_entries, ms, quantile};
 use support::control_plane::{ControlPlane, wait_for};
 use support::vm::{NodeImage, NodeVm, NodeVmConfig, Vpc};
 
@@ -36,7 +36,7 @@ async fn main() {
     let macs: Vec<String> = (0..PLUGS)
         .map(|i| format!("02:be:9d:00:00:{i:02x}"))
         .collect();
-    nodeeni_with_entries(&plane, "bench", NODE, &macs, MTU).await;
+    eninode_with_entries(&plane, "bench", NODE, &macs, MTU).await;
     let image = NodeImage::build(plane.dir(), Path::new(agent), &[Path::new(probe)]);
     let vpc = Vpc::new(&format!("mb{}", std::process::id() % 10_000));
     let vm = NodeVm::boot(&NodeVmConfig {
@@ -48,7 +48,7 @@ async fn main() {
         dir: plane.dir(),
     })
     .await;
-    let api: Api<NodeENI> = Api::all(plane.client().await);
+    let api: Api<ENINode> = Api::all(plane.client().await);
     wait_for("the agent's first report", || async {
         entries(&api)
             .await
@@ -96,12 +96,15 @@ async fn main() {
 }
 
 /// This node's entries: MAC and whether the agent reports its interface configured.
-async fn entries(api: &Api<NodeENI>) -> Vec<(String, Option<bool>)> {
-    let nodeeni = api.get("bench").await.expect("get the NodeENI");
-    let attachments = nodeeni.status.map(|s| s.attachments).unwrap_or_default();
-    (attachments.into_iter())
-        .filter(|a| a.node_name == NODE)
-        .map(|a| (a.mac_address.unwrap_or_default(), a.configured))
+async fn entries(api: &Api<ENINode>) -> Vec<(String, Option<bool>)> {
+    let eninode = api.get(NODE).await.expect("get the ENINode");
+    let reports = eninode.status.map(|s| s.interfaces).unwrap_or_default();
+    (eninode.spec.interfaces.into_iter())
+        .map(|entry| {
+            let report = reports.iter().find(|r| r.subnet_id == entry.subnet_id);
+            let mac = entry.mac_address.unwrap_or_default();
+            (mac, report.and_then(|r| r.configured))
+        })
         .collect()
 }
 

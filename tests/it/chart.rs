@@ -40,7 +40,7 @@ fn sets<'a>(values: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// The chart rendered as `release` in `namespace` with `values`: its YAML, or helm's error.
-fn render(release: &str, namespace: &str, values: &[&str]) -> Result<String, String> {
+pub(crate) fn render(release: &str, namespace: &str, values: &[&str]) -> Result<String, String> {
     let chart = repo_file("chart");
     let mut args = vec!["template", release, chart.to_str().unwrap()];
     args.extend(["--namespace", namespace]);
@@ -54,7 +54,7 @@ fn render(release: &str, namespace: &str, values: &[&str]) -> Result<String, Str
 }
 
 /// Stdout of a command that must succeed.
-fn succeeded(what: &str, output: &Output) -> String {
+pub(crate) fn succeeded(what: &str, output: &Output) -> String {
     assert!(
         output.status.success(),
         "{what} failed:\n{}{}",
@@ -88,6 +88,8 @@ fn chart_renders_every_component() {
         "kind: DaemonSet",
         "kind: ServiceMonitor",
         "kind: PodDisruptionBudget",
+        "kind: ValidatingAdmissionPolicy",
+        "kind: ValidatingAdmissionPolicyBinding",
         "eks.amazonaws.com/role-arn: \"arn:aws:iam::123456789012:role/multi-eni-controller\"",
         "value: \"test-cluster\"",
         "value: /host/sys",
@@ -235,7 +237,7 @@ fn checked_in_manifests_are_the_chart_rendered_with_defaults() {
 }
 
 /// `kubectl apply` of `yaml` with `args`, as the cluster admin.
-fn kubectl_apply(yaml: &str, args: &[&str]) -> Output {
+pub(crate) fn kubectl_apply(yaml: &str, args: &[&str]) -> Output {
     let mut child = control_plane::shared()
         .kubectl()
         .arg("apply")
@@ -315,12 +317,18 @@ fn service_accounts_may_do_what_their_component_does_and_nothing_more() {
     succeeded("kubectl apply of the chart", &kubectl_apply(&rendered, &[]));
 
     let nodeenis = "nodeenis.networking.k8s.aws";
+    let eninodes = "eninodes.networking.k8s.aws";
     let lease = format!("leases.coordination.k8s.io/multi-eni-controller -n {RBAC_NAMESPACE}");
     let controller_may = [
         format!("list {nodeenis}"),
         format!("watch {nodeenis}"),
         format!("patch {nodeenis}"),
         format!("patch {nodeenis} --subresource=status"),
+        format!("list {eninodes}"),
+        format!("watch {eninodes}"),
+        format!("create {eninodes}"),
+        format!("patch {eninodes}"),
+        format!("delete {eninodes}"),
         "list nodes".into(),
         "watch nodes".into(),
         format!("create leases.coordination.k8s.io -n {RBAC_NAMESPACE}"),
@@ -334,6 +342,8 @@ fn service_accounts_may_do_what_their_component_does_and_nothing_more() {
         format!("update {nodeenis}"),
         format!("delete {nodeenis}"),
         format!("create {nodeenis}"),
+        format!("patch {eninodes} --subresource=status"),
+        format!("update {eninodes}"),
         "patch nodes".into(),
         format!("update leases.coordination.k8s.io/another -n {RBAC_NAMESPACE}"),
         "update leases.coordination.k8s.io/multi-eni-controller -n kube-system".into(),
@@ -345,15 +355,20 @@ fn service_accounts_may_do_what_their_component_does_and_nothing_more() {
         "list secrets -A".into(),
     ];
     let manager_may = [
-        format!("list {nodeenis}"),
-        format!("watch {nodeenis}"),
-        format!("patch {nodeenis} --subresource=status"),
+        format!("get {eninodes}"),
+        format!("list {eninodes}"),
+        format!("watch {eninodes}"),
+        format!("patch {eninodes} --subresource=status"),
         "deletecollection pods -n kube-system".into(),
     ];
     let manager_may_not = [
-        format!("patch {nodeenis}"),
-        format!("update {nodeenis} --subresource=status"),
-        format!("delete {nodeenis}"),
+        format!("list {nodeenis}"),
+        format!("watch {nodeenis}"),
+        format!("patch {nodeenis} --subresource=status"),
+        format!("patch {eninodes}"),
+        format!("create {eninodes}"),
+        format!("update {eninodes} --subresource=status"),
+        format!("delete {eninodes}"),
         "list nodes".into(),
         "list pods -n kube-system".into(),
         "delete pods -n kube-system".into(),

@@ -1,11 +1,12 @@
 //! The controller end to end: a real API server, the EC2 simulator over HTTP, and the
-//! `multi-eni controller` binary. Every outcome is checked in EC2 (by tags) and in status.
+//! `multi-eni controller` binary. Every outcome is checked in EC2 (by tags), in the NodeENI's
+//! status and in the nodes' ENINodes.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
-use multi_eni::api::{AttachmentState, NodeENI};
+use multi_eni::api::{AttachmentState, ENINode, InterfaceSpec, NodeENI};
 use multi_eni::ec2::types::AttachmentStatus;
 use multi_eni::ownership::{NODE_TAG, NODEENI_TAG, Owner};
 use serde_json::json;
@@ -98,12 +99,15 @@ async fn nodes_come_and_go() {
         })
         .await;
 
-    // A node relabelled away loses its ENI: detached, then deleted.
+    // A node relabelled away loses its ENI: detached, then deleted; and its ENINode.
     cluster.label_node("n1", "ng", None).await;
     cluster
         .wait_enis("n1's ENI deleted", WAIT, |enis| {
             enis.len() == 2 && enis.iter().all(|e| e.tags[NODE_TAG] != "n1")
         })
+        .await;
+    cluster
+        .wait_eninode("n1", "n1's ENINode deleted", WAIT, |e| e.is_none())
         .await;
     // The event follows the delete (it is published once EC2 has answered).
     let deadline = std::time::Instant::now() + WAIT;
@@ -115,10 +119,14 @@ async fn nodes_come_and_go() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // A deleted node loses its ENI.
+    // A deleted node loses its ENI, and its ENINode (deleted by the controller: the test's
+    // API server has no garbage collector to follow the owner reference).
     cluster.delete_node("n2").await;
     cluster
         .wait_enis("n2's ENI deleted", WAIT, |enis| enis.len() == 1)
+        .await;
+    cluster
+        .wait_eninode("n2", "n2's ENINode deleted", WAIT, |e| e.is_none())
         .await;
     let nodeeni = cluster
         .wait_nodeeni("multus", "1 node", WAIT, |n| {
@@ -179,8 +187,8 @@ async fn names_keep_on_termination_and_a_foreign_eni() {
             }),
         )
         .await;
-    let nodeeni = cluster.wait_nodeeni("by-name", "Ready", WAIT, ready).await;
-    let entry = &nodeeni.status.unwrap().attachments[0];
+    cluster.wait_nodeeni("by-name", "Ready", WAIT, ready).await;
+    let entry = &only_interface(&cluster, "n1").await;
     assert_eq!(
         entry.device_index,
         Some(2),
@@ -274,8 +282,158 @@ async fn limits_and_missing_subnets_are_reported_without_retrying() {
     cluster.kill_controller();
 }
 
+#[tokio::test]
+async fn eninodes_carry_the_interface_settings_and_bring_back_the_agents_word() {
+    use k8s_openapi::api::core::v1::Node;
+    let mut cluster = SimCluster::start(fast()).await;
+    let instance = cluster
+        .add_node("n1", ZONES[0], "m5.xlarge", &[("ng", "multi-eni")])
+        .await;
+    cluster.start_controller(&[]);
+    let (first, second) = (
+        cluster.extra_subnet.clone(),
+        cluster.subnets[ZONES[0]].clone(),
+    );
+    let spec = json!({
+        "nodeSelector": {"ng": "multi-eni"},
+        "subnetIDs": [first, second],
+        "securityGroupIDs": [cluster.security_group],
+        "deviceIndex": 2, "interfaceName": "multus", "mtu": 9001,
+    });
+    cluster.apply_nodeeni("multus", spec).await;
+    let nodeeni = cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
+    let eninode = cluster.eninodes().get("n1").await.unwrap();
+    let node = Api::<Node>::all(cluster.client.clone())
+        .get("n1")
+        .await
+        .unwrap();
+    let owner = &eninode.metadata.owner_references.clone().unwrap()[0];
+    assert_eq!(
+        (
+            owner.api_version.as_str(),
+            owner.kind.as_str(),
+            owner.name.as_str()
+        ),
+        ("v1", "Node", "n1")
+    );
+    assert_eq!(Some(&owner.uid), node.metadata.uid.as_ref());
+    assert_eq!(eninode.spec.instance_id.as_deref(), Some(instance.as_str()));
+    let interface = |subnet: &str| {
+        let found = eninode
+            .spec
+            .interfaces
+            .iter()
+            .find(|i| i.subnet_id == subnet);
+        let found = found.unwrap();
+        (
+            found.interface_name.clone().unwrap(),
+            found.device_index,
+            found.mtu,
+        )
+    };
+    // Names by the slot's rank (subnet order in the spec), whatever order EC2 attached them in.
+    assert_eq!(interface(&first), ("multus0".into(), Some(2), Some(9001)));
+    assert_eq!(interface(&second), ("multus1".into(), Some(3), Some(9001)));
+
+    // Converged, the controller writes nothing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = cluster.eninodes().get("n1").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        eninode.metadata.resource_version
+    );
+    let nodeeni_again = cluster.nodeenis().get("multus").await.unwrap();
+    assert_eq!(
+        nodeeni_again.metadata.resource_version,
+        nodeeni.metadata.resource_version
+    );
+
+    agents_word_reaches_the_nodeeni(&cluster, &eninode, [&first, &second]).await;
+
+    // Deleted by someone, the ENINode is written again.
+    let eninodes = cluster.eninodes();
+    eninodes
+        .delete("n1", &DeleteParams::default())
+        .await
+        .unwrap();
+    cluster
+        .wait_eninode("n1", "the ENINode written again", WAIT, |e| {
+            e.is_some_and(|e| e.spec.interfaces.len() == 2)
+        })
+        .await;
+    cluster.kill_controller();
+}
+
+/// The agent's word, as it writes it into the ENINode of `n1` (one interface not
+/// configured, then both), reaches the NodeENI's status.
+async fn agents_word_reaches_the_nodeeni(
+    cluster: &SimCluster,
+    eninode: &ENINode,
+    subnets: [&str; 2],
+) {
+    use kube::api::{Patch, PatchParams};
+    // The agent's word, as it writes it: one interface not configured.
+    let [first, second] = subnets;
+    let report = |configured: bool| {
+        let entry = |subnet: &str, name: &str, ok: bool| {
+            let eni = eninode
+                .spec
+                .interfaces
+                .iter()
+                .find(|i| i.subnet_id == subnet);
+            json!({"nodeENI": "multus", "subnetID": subnet, "eniID": eni.unwrap().eni_id,
+                   "interfaceName": name, "configured": ok,
+                   "message": if ok { None } else { Some("MTU 9001 refused") }})
+        };
+        json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "ENINode",
+               "status": {"interfaces": [entry(first, "multus0", true), entry(second, "multus1", configured)]}})
+    };
+    let params = PatchParams::apply("multi-eni-manager").force();
+    let eninodes = cluster.eninodes();
+    eninodes
+        .patch_status("n1", &params, &Patch::Apply(report(false)))
+        .await
+        .unwrap();
+    let nodeeni = cluster
+        .wait_nodeeni("multus", "InterfaceNotConfigured", WAIT, |n| {
+            ready_reason(n).as_deref() == Some("InterfaceNotConfigured")
+        })
+        .await;
+    let status = nodeeni.status.unwrap();
+    assert_eq!((status.attached_nodes, status.configured_nodes), (1, 0));
+    let entry = &status.attachments[0];
+    assert_eq!(entry.subnet_id, second, "the entry not ready comes first");
+    assert_eq!(entry.message.as_deref(), Some("MTU 9001 refused"));
+    eninodes
+        .patch_status("n1", &params, &Patch::Apply(report(true)))
+        .await
+        .unwrap();
+    let nodeeni = cluster
+        .wait_nodeeni("multus", "every interface configured", WAIT, |n| {
+            ready(n) && n.status.as_ref().is_some_and(|s| s.configured_nodes == 1)
+        })
+        .await;
+    let names: Vec<_> = nodeeni
+        .status
+        .unwrap()
+        .attachments
+        .into_iter()
+        .map(|a| a.interface_name)
+        .collect();
+    assert_eq!(names, [Some("multus0".into()), Some("multus1".into())]);
+}
+
+/// The one interface of a node's ENINode.
+async fn only_interface(cluster: &SimCluster, node: &str) -> InterfaceSpec {
+    let eninode = cluster.eninodes().get(node).await.unwrap();
+    let [interface] = eninode.spec.interfaces.as_slice() else {
+        panic!("{eninode:#?}")
+    };
+    interface.clone()
+}
+
 /// One ENI per node, in the subnet of the node's zone, attached at index 2 with
-/// DeleteOnTermination, reported in status and by events.
+/// DeleteOnTermination, reported in status and the node's ENINode, and by events.
 async fn check_first_attachments(cluster: &SimCluster, nodes: &[(&str, &String, &str)]) {
     let nodeeni = cluster.wait_nodeeni("multus", "Ready", WAIT, ready).await;
     let status = nodeeni.status.unwrap();
@@ -297,11 +455,20 @@ async fn check_first_attachments(cluster: &SimCluster, nodes: &[(&str, &String, 
             .find(|a| a.node_name == node)
             .unwrap();
         assert_eq!(entry.eni_id.as_deref(), Some(eni.id.as_str()));
-        assert_eq!(entry.mac_address.as_deref(), Some(eni.mac_address.as_str()));
+        assert_eq!(entry.instance_id.as_deref(), Some(instance.as_str()));
         assert_eq!(entry.attachment_id.as_deref(), Some(attachment.id.as_str()));
         assert_eq!(entry.state, Some(AttachmentState::Attached));
+        let interface = only_interface(cluster, node).await;
+        assert_eq!(interface.node_eni, "multus");
+        assert_eq!(interface.eni_id.as_deref(), Some(eni.id.as_str()));
         assert_eq!(
-            entry.subnet_cidr.as_deref().map(|c| c.ends_with("/20")),
+            interface.mac_address.as_deref(),
+            Some(eni.mac_address.as_str())
+        );
+        assert_eq!(interface.device_index, Some(2));
+        assert_eq!(interface.state, AttachmentState::Attached);
+        assert_eq!(
+            interface.subnet_cidr.as_deref().map(|c| c.ends_with("/20")),
             Some(true)
         );
     }
@@ -523,26 +690,42 @@ async fn a_dpdk_bound_eni_waits_for_its_release_and_metrics_are_served() {
     cluster.apply_nodeeni("dpdk", spec).await;
     cluster.wait_nodeeni("dpdk", "Ready", WAIT, ready).await;
 
-    // The node agent's part of the entry, under its own field manager: bound to DPDK.
+    let interface = only_interface(&cluster, "n1").await;
+    assert!(interface.enable_dpdk);
+    assert_eq!(
+        interface.dpdk_driver,
+        Some(multi_eni::api::DpdkDriver::VfioPci)
+    );
+
+    // The node agent's report in the ENINode's status, under its field manager: bound.
     let agent = |bound: bool| {
-        json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI",
-               "status": {"attachments": [{"nodeName": "n1", "subnetID": subnet, "dpdkBound": bound}]}})
+        json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "ENINode",
+               "status": {"interfaces": [{"nodeENI": "dpdk", "subnetID": subnet, "dpdkBound": bound}]}})
     };
-    let params = PatchParams::apply("multi-eni-manager/n1").force();
+    let params = PatchParams::apply("multi-eni-manager").force();
     cluster
-        .nodeenis()
-        .patch_status("dpdk", &params, &Patch::Apply(agent(true)))
+        .eninodes()
+        .patch_status("n1", &params, &Patch::Apply(agent(true)))
         .await
         .unwrap();
     cluster.label_node("n1", "ng", None).await;
     // The entry stays, as Detaching, for the agent to release the device; the ENI stays attached.
+    let releasing = |e: Option<&ENINode>| {
+        e.is_some_and(|e| {
+            e.spec.interfaces.iter().any(|i| {
+                i.state == AttachmentState::Detaching && i.reason.as_deref() == Some("DPDKRelease")
+            })
+        })
+    };
     cluster
-        .wait_nodeeni("dpdk", "the entry asks for the release", WAIT, |n| {
+        .wait_eninode("n1", "the entry asks for the release", WAIT, releasing)
+        .await;
+    cluster
+        .wait_nodeeni("dpdk", "the NodeENI says so", WAIT, |n| {
             n.status.as_ref().is_some_and(|s| {
-                s.attachments.iter().any(|a| {
-                    a.state == Some(AttachmentState::Detaching)
-                        && a.reason.as_deref() == Some("DPDKRelease")
-                })
+                s.attachments
+                    .iter()
+                    .any(|a| a.reason.as_deref() == Some("DPDKRelease"))
             })
         })
         .await;
@@ -555,12 +738,15 @@ async fn a_dpdk_bound_eni_waits_for_its_release_and_metrics_are_served() {
     );
 
     cluster
-        .nodeenis()
-        .patch_status("dpdk", &params, &Patch::Apply(agent(false)))
+        .eninodes()
+        .patch_status("n1", &params, &Patch::Apply(agent(false)))
         .await
         .unwrap();
     cluster
         .wait_enis("the released ENI deleted", WAIT, <[_]>::is_empty)
+        .await;
+    cluster
+        .wait_eninode("n1", "the ENINode deleted", WAIT, |e| e.is_none())
         .await;
 
     let port = cluster.metrics_port().unwrap();

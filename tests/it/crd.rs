@@ -1,14 +1,14 @@
-//! The NodeENI CRD: generated output in sync with manifests/, and admission by a real
-//! kube-apiserver (schema bounds and CEL rules).
+//! The CRDs: generated output in sync with manifests/, applied over the NodeENI CRD of before
+//! ENINode, and admission by a real kube-apiserver (schema bounds and CEL rules).
 
 use std::process::Command;
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use multi_eni::api::NodeENI;
+use multi_eni::api::{AttachmentState, ENINode, NodeENI};
 use serde_json::{Value, json};
 
-use crate::support::control_plane;
+use crate::support::control_plane::{self, ControlPlane, wait_for};
 use crate::support::repo_file;
 
 #[test]
@@ -19,7 +19,7 @@ fn checked_in_crd_is_what_the_binary_prints() {
         .unwrap();
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).unwrap();
-    for copy in ["manifests/crd.yaml", "chart/crds/nodeeni.yaml"] {
+    for copy in ["manifests/crd.yaml", "chart/crds/crds.yaml"] {
         let checked_in = std::fs::read_to_string(repo_file(copy)).unwrap_or_default();
         assert!(
             checked_in == printed,
@@ -32,12 +32,92 @@ fn checked_in_crd_is_what_the_binary_prints() {
 fn checked_in_crd_applies_with_kubectl() {
     let plane = control_plane::shared();
     plane.apply(&repo_file("manifests/crd.yaml"));
-    let get = plane.kubectl().args(["get", "neni"]).output().unwrap();
-    assert!(
-        get.status.success(),
-        "{}",
-        String::from_utf8_lossy(&get.stderr)
+    for kind in ["neni", "eninodes"] {
+        let get = plane.kubectl().args(["get", kind]).output().unwrap();
+        assert!(
+            get.status.success(),
+            "{}",
+            String::from_utf8_lossy(&get.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_crds_apply_over_the_nodeeni_crd_of_before_eninode() {
+    let plane = ControlPlane::start().await;
+    plane.apply(&repo_file("tests/fixtures/crd/nodeeni-before-eninode.yaml"));
+    let client = plane.client().await;
+    let api = dynamic_api(client.clone());
+    wait_for("the old CRD to be served", || async {
+        api.list(&ListParams::default()).await.is_ok()
+    })
+    .await;
+    api.create(&PostParams::default(), &object("old", &base_spec()))
+        .await
+        .unwrap();
+    // A status of the old shape, as the controller and a node's agent wrote it.
+    let controller = json!({
+        "nodeName": "n1", "subnetID": "subnet-0f59b4f14737be9ad", "instanceID": "i-0123456789abcdef0",
+        "eniID": "eni-0123456789abcdef0", "macAddress": "02:00:00:00:00:01", "deviceIndex": 1,
+        "networkCardIndex": 0, "state": "Attached", "lastTransitionTime": "2025-01-01T00:00:00Z",
+    });
+    let agent = json!({
+        "nodeName": "n1", "subnetID": "subnet-0f59b4f14737be9ad", "interfaceName": "multus",
+        "configured": true, "mtu": 9001, "interfaceMessage": "fine", "dpdkBound": false,
+    });
+    for (manager, entry) in [
+        ("multi-eni-controller", controller),
+        ("multi-eni-manager/n1", agent),
+    ] {
+        let patch = json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI",
+                           "status": {"attachments": [entry]}});
+        let params = PatchParams::apply(manager).force();
+        api.patch_status("old", &params, &Patch::Apply(patch))
+            .await
+            .unwrap();
+    }
+
+    plane.apply(&repo_file("manifests/crd.yaml"));
+    let eninodes: Api<ENINode> = Api::all(client.clone());
+    wait_for("the ENINode CRD to be served", || async {
+        eninodes.list(&ListParams::default()).await.is_ok()
+    })
+    .await;
+    let typed: Api<NodeENI> = Api::all(client);
+    let read = typed.get("old").await.unwrap();
+    let entry = &read.status.as_ref().unwrap().attachments[0];
+    assert_eq!(
+        (
+            entry.node_name.as_str(),
+            entry.eni_id.as_deref(),
+            entry.state
+        ),
+        (
+            "n1",
+            Some("eni-0123456789abcdef0"),
+            Some(AttachmentState::Attached)
+        )
     );
+    assert_eq!(
+        (entry.interface_name.as_deref(), entry.configured),
+        (Some("multus"), Some(true))
+    );
+    // The controller's first status of the new shape goes over it.
+    let patch = json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI",
+                       "status": {"desiredNodes": 1, "attachedNodes": 1, "configuredNodes": 1}});
+    let params = PatchParams::apply("multi-eni-controller").force();
+    let written = typed
+        .patch_status("old", &params, &Patch::Apply(patch))
+        .await
+        .unwrap();
+    assert_eq!(written.status.unwrap().configured_nodes, 1);
+    let get = plane
+        .kubectl()
+        .args(["get", "neni", "old"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&get.stdout);
+    assert!(table.contains("CONFIGURED"), "{table}");
 }
 
 fn dynamic_api(client: kube::Client) -> Api<DynamicObject> {

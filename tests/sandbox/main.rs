@@ -83,7 +83,10 @@ async fn run(e2e: bool, stay: bool) -> i32 {
         println!(
             "\nThe sandbox stays up until Ctrl-C (`just demo --exit` stops here). In another shell:"
         );
-        println!("    export KUBECONFIG={kubeconfig}; kubectl get neni -o wide");
+        println!(
+            "    export KUBECONFIG={kubeconfig}; kubectl get neni -o wide; kubectl get eninodes"
+        );
+        println!("    kubectl get eninode {} -o yaml", NODES[0]);
         println!(
             "    the nodes' consoles and agents' logs: {}/<node>/",
             cluster.plane.dir().display()
@@ -203,6 +206,8 @@ fn complete(nodeeni: &NodeENI) -> bool {
 async fn show(cluster: &SimCluster, fabric: &Fabric) {
     println!("\n==> kubectl get neni -o wide");
     kubectl_stdin(cluster, &["get", "neni", "-o", "wide"], "");
+    println!("\n==> kubectl get eninodes (one per node: its ENIs and what its agent did)");
+    kubectl_stdin(cluster, &["get", "eninodes"], "");
     println!("\n==> ENIs in EC2 (by the cluster's tag)");
     for eni in cluster.owned_enis().await {
         let attachment = eni.attachment.as_ref();
@@ -268,6 +273,13 @@ async fn remove_and_check(cluster: &mut SimCluster, fabric: &Fabric) -> Vec<Stri
     if !fabric.settled(Duration::from_mins(1)).await {
         failures.push("devices were not unplugged from the VMs".to_owned());
     }
+    let eninodes = cluster
+        .eninodes()
+        .list(&kube::api::ListParams::default())
+        .await;
+    if let Some(left) = eninodes.ok().filter(|list| !list.items.is_empty()) {
+        failures.push(format!("{} ENINodes left", left.items.len()));
+    }
     for node in NODES {
         let vm = fabric.vm(node);
         let links = vm.sh("ip -o link").await;
@@ -279,7 +291,9 @@ async fn remove_and_check(cluster: &mut SimCluster, fabric: &Fabric) -> Vec<Stri
         }
     }
     if failures.is_empty() {
-        println!("    ENIs detached and deleted, devices unplugged, links gone, finalizer removed");
+        println!(
+            "    ENIs detached and deleted, devices unplugged, links gone, ENINodes deleted, finalizer removed"
+        );
     }
     failures
 }

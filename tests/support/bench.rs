@@ -1,46 +1,39 @@
-//! What the node agent's benchmarks share: a NodeENI whose status already holds the
-//! controller's entries for one node, and quantiles of measured latencies.
+//! What the node agent's benchmarks share: a node's ENINode whose spec already holds the
+//! controller's entries, and quantiles of measured latencies.
 
 use std::time::Duration;
 
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
-use multi_eni::api::NodeENI;
+use kube::api::{Patch, PatchParams};
+use multi_eni::api::ENINode;
 use serde_json::json;
 
 use super::control_plane::ControlPlane;
 
-/// NodeENI `name` (interfaceName `b`, `mtu`) with an attached ENI for `node` per MAC, in
-/// device-index order: the entries the controller would write, so the agent names the
-/// links `b0`, `b1`, … in that order.
-pub async fn nodeeni_with_entries(
+/// The ENINode of `node` with an attached ENI per MAC, in device-index order, named `b0`,
+/// `b1`, … at `mtu`: the entries the controller would write for a NodeENI `nodeeni` with
+/// interfaceName `b`.
+pub async fn eninode_with_entries(
     plane: &ControlPlane,
-    name: &str,
+    nodeeni: &str,
     node: &str,
     macs: &[String],
     mtu: u32,
 ) {
-    let api: Api<NodeENI> = Api::all(plane.client().await);
-    let nodeeni: NodeENI = serde_json::from_value(json!({
-        "apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI", "metadata": {"name": name},
-        "spec": {"nodeSelector": {"ng": "bench"}, "subnetIDs": ["subnet-00000001", "subnet-00000002"],
-                 "securityGroupIDs": ["sg-00000001"], "interfaceName": "b", "mtu": mtu},
-    }))
-    .expect("a NodeENI");
-    api.create(&PostParams::default(), &nodeeni)
-        .await
-        .expect("create");
-    let entries: Vec<_> = (macs.iter().enumerate())
+    let api: Api<ENINode> = Api::all(plane.client().await);
+    let interfaces: Vec<_> = (macs.iter().enumerate())
         .map(|(i, mac)| {
-            json!({"nodeName": node, "subnetID": format!("subnet-bench{i:03}"), "eniID": format!("eni-{i:017}"),
-                   "macAddress": mac, "deviceIndex": i + 1, "state": "Attached"})
+            json!({"nodeENI": nodeeni, "subnetID": format!("subnet-bench{i:03}"), "eniID": format!("eni-{i:017}"),
+                   "macAddress": mac, "deviceIndex": i + 1, "state": "Attached",
+                   "interfaceName": format!("b{i}"), "mtu": mtu})
         })
         .collect();
-    let patch = json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI", "status": {"attachments": entries}});
+    let eninode = json!({"apiVersion": "networking.k8s.aws/v1alpha1", "kind": "ENINode",
+                         "metadata": {"name": node}, "spec": {"interfaces": interfaces}});
     let params = PatchParams::apply("bench-controller").force();
-    api.patch_status(name, &params, &Patch::Apply(patch))
+    api.patch(node, &params, &Patch::Apply(eninode))
         .await
-        .expect("status");
+        .expect("the ENINode");
 }
 
 /// The `q` quantile (0 to 1) of sorted latencies, by the nearest-rank method.

@@ -14,7 +14,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, CustomResourceExt};
-use multi_eni::api::NodeENI;
+use multi_eni::api::{ENINode, NodeENI};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -36,7 +36,7 @@ pub struct ControlPlane {
 }
 
 /// The control plane shared by every test of this test binary, started on first use with the
-/// NodeENI CRD installed. It lives until the process exits.
+/// CRDs installed. It lives until the process exits.
 pub fn shared() -> &'static ControlPlane {
     static SHARED: OnceLock<ControlPlane> = OnceLock::new();
     SHARED.get_or_init(|| {
@@ -150,16 +150,20 @@ impl ControlPlane {
         );
     }
 
-    /// Creates the NodeENI CRD and waits until it is served.
+    /// Creates the NodeENI and ENINode CRDs and waits until they are served.
     pub async fn install_crd(&self) {
         let client = self.client().await;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        crds.create(&PostParams::default(), &NodeENI::crd())
-            .await
-            .expect("create the CRD");
-        let nodeenis: Api<NodeENI> = Api::all(client);
-        wait_for("the NodeENI CRD to be served", || async {
+        for crd in [NodeENI::crd(), ENINode::crd()] {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("create the CRD");
+        }
+        let nodeenis: Api<NodeENI> = Api::all(client.clone());
+        let eninodes: Api<ENINode> = Api::all(client);
+        wait_for("the CRDs to be served", || async {
             nodeenis.list(&ListParams::default()).await.is_ok()
+                && eninodes.list(&ListParams::default()).await.is_ok()
         })
         .await;
     }

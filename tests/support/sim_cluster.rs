@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use multi_eni::api::NodeENI;
+use multi_eni::api::{ENINode, NodeENI};
 use multi_eni::ec2::Ec2;
 use multi_eni::ec2::types::Eni;
 use multi_eni::ownership::CLUSTER_TAG;
@@ -181,6 +181,10 @@ impl SimCluster {
         Api::all(self.client.clone())
     }
 
+    pub fn eninodes(&self) -> Api<ENINode> {
+        Api::all(self.client.clone())
+    }
+
     /// Starts `multi-eni controller` against this cluster, with short test timings (and no
     /// leader election unless `extra_args` asks for it).
     pub fn start_controller(&mut self, extra_args: &[&str]) {
@@ -252,20 +256,51 @@ impl SimCluster {
         timeout: Duration,
         check: impl Fn(&NodeENI) -> bool,
     ) -> NodeENI {
+        let found = self
+            .wait_object(&self.nodeenis(), name, what, timeout, |n| {
+                n.is_some_and(&check)
+            })
+            .await;
+        found.expect("checked")
+    }
+
+    /// Waits up to `timeout` for `check` on the ENINode of `node` (`None`: there is none).
+    pub async fn wait_eninode(
+        &self,
+        node: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(Option<&ENINode>) -> bool,
+    ) -> Option<ENINode> {
+        self.wait_object(&self.eninodes(), node, what, timeout, check)
+            .await
+    }
+
+    async fn wait_object<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(Option<&K>) -> bool,
+    ) -> Option<K>
+    where
+        K: Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(nodeeni) = self.nodeenis().get(name).await
-                && check(&nodeeni)
+            if let Ok(object) = api.get_opt(name).await
+                && check(object.as_ref())
             {
-                return nodeeni;
+                return object;
             }
             for (controller, _) in &self.controllers {
                 controller.check_alive();
             }
             if Instant::now() > deadline {
-                let status = self.nodeenis().get(name).await.ok().and_then(|n| n.status);
+                let object = api.get_opt(name).await.ok().flatten();
                 panic!(
-                    "timed out waiting for {what}; status: {status:#?}\n{}",
+                    "timed out waiting for {what}; {name}: {object:#?}\n{}",
                     self.controller_log()
                 );
             }

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, put};
 use serde_json::json;
 
-use super::{attached, config, controller_writes, create_nodeeni, start_agent, wait_for_entry};
+use super::{attached, config, controller_writes, start_agent, wait_for_entry, with};
 use crate::support::netns::TestNetns;
 
 /// Serves IMDSv2's token and `macs/<mac>/interface-id` on a free port; returns its URL.
@@ -44,12 +44,12 @@ async fn metadata(enis: &[(&str, &str)]) -> String {
 async fn an_interface_whose_mac_metadata_gives_to_another_eni_is_left_alone() {
     let (name, node) = ("imds-check", "imds-node");
     let (agreed, disputed) = ("02:00:00:00:0d:01", "02:00:00:00:0d:02");
-    create_nodeeni(name, &json!({"mtu": 9001})).await;
+    let mtu = json!({"mtu": 9001});
     controller_writes(
-        name,
+        node,
         &[
-            attached(node, "subnet-0000000a", agreed, 1),
-            attached(node, "subnet-0000000b", disputed, 2),
+            with(attached(name, "subnet-0000000a", agreed, 1), &mtu),
+            with(attached(name, "subnet-0000000b", disputed, 2), &mtu),
         ],
     )
     .await;
@@ -78,7 +78,7 @@ async fn an_interface_whose_mac_metadata_gives_to_another_eni_is_left_alone() {
         |e| e.configured == Some(false),
     )
     .await;
-    let message = entry.interface_message.unwrap();
+    let message = entry.message.unwrap();
     assert!(
         message.contains("eni-ffff") && message.contains("eni-0d02"),
         "{message}"
@@ -90,12 +90,11 @@ async fn an_interface_whose_mac_metadata_gives_to_another_eni_is_left_alone() {
 #[tokio::test]
 async fn without_metadata_the_status_is_trusted() {
     let (name, node, mac) = ("imds-absent", "imds-absent-node", "02:00:00:00:0e:01");
-    create_nodeeni(
-        name,
-        &json!({"subnetIDs": ["subnet-0000000a"], "mtu": 9001}),
-    )
-    .await;
-    controller_writes(name, &[attached(node, "subnet-0000000a", mac, 1)]).await;
+    let entry = with(
+        attached(name, "subnet-0000000a", mac, 1),
+        &json!({"mtu": 9001}),
+    );
+    controller_writes(node, &[entry]).await;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

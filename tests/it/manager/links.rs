@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{attached, config, controller_writes, create_nodeeni, start_agent, wait_for_entry};
+use super::{attached, config, controller_writes, start_agent, wait_for_entry, with};
 use crate::support::control_plane::wait_for;
 use crate::support::netns::TestNetns;
 
@@ -12,24 +12,28 @@ const NODE: &str = "links-node";
 #[tokio::test]
 async fn links_that_appear_later_are_renamed_set_to_the_mtu_and_brought_up() {
     let dir = tempfile::tempdir().unwrap();
-    create_nodeeni(
-        "links-multus",
-        &json!({"interfaceName": "multus", "mtu": 9001}),
-    )
-    .await;
-    // Device index order decides the suffixes: subnet b's ENI is at index 2, a's at 3.
+    let settings = |name: &str| json!({"interfaceName": name, "mtu": 9001});
     controller_writes(
-        "links-multus",
+        NODE,
         &[
-            attached(NODE, "subnet-0000000a", "02:00:00:00:01:0a", 3),
-            attached(NODE, "subnet-0000000b", "02:00:00:00:01:0b", 2),
-            attached(
-                "links-other-node",
-                "subnet-0000000a",
-                "02:00:00:00:02:0a",
-                3,
+            with(
+                attached("links-multus", "subnet-0000000a", "02:00:00:00:01:0a", 3),
+                &settings("multus1"),
+            ),
+            with(
+                attached("links-multus", "subnet-0000000b", "02:00:00:00:01:0b", 2),
+                &settings("multus0"),
             ),
         ],
+    )
+    .await;
+    // Another node's ENINode: none of this node's business.
+    controller_writes(
+        "links-other-node",
+        &[with(
+            attached("links-multus", "subnet-0000000a", "02:00:00:00:02:0a", 3),
+            &settings("multus"),
+        )],
     )
     .await;
     let ns = TestNetns::new();
@@ -71,9 +75,7 @@ async fn links_that_appear_later_are_renamed_set_to_the_mtu_and_brought_up() {
     .await;
     assert_eq!(entry.interface_name.as_deref(), Some("multus0"));
     assert_eq!(entry.mtu, Some(9001));
-    assert_eq!(entry.interface_message, None);
-    // The controller's fields are still there, under its own manager.
-    assert_eq!(entry.mac_address.as_deref(), Some("02:00:00:00:01:0b"));
+    assert_eq!(entry.message, None);
     assert_eq!(entry.eni_id.as_deref(), Some("eni-010b"));
 }
 
@@ -81,14 +83,12 @@ async fn links_that_appear_later_are_renamed_set_to_the_mtu_and_brought_up() {
 async fn a_link_that_comes_back_is_configured_again_and_drift_is_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let node = "comeback-node";
-    create_nodeeni(
-        "links-comeback",
-        &json!({"subnetIDs": ["subnet-0000000c"], "interfaceName": "data", "mtu": 9000}),
-    )
-    .await;
     controller_writes(
-        "links-comeback",
-        &[attached(node, "subnet-0000000c", "02:00:00:00:03:0c", 1)],
+        node,
+        &[with(
+            attached("links-comeback", "subnet-0000000c", "02:00:00:00:03:0c", 1),
+            &json!({"interfaceName": "data", "mtu": 9000}),
+        )],
     )
     .await;
     let ns = TestNetns::new();
@@ -110,7 +110,7 @@ async fn a_link_that_comes_back_is_configured_again_and_drift_is_repaired() {
     )
     .await;
     assert!(
-        gone.interface_message
+        gone.message
             .as_deref()
             .unwrap_or_default()
             .contains("02:00:00:00:03:0c"),
@@ -147,14 +147,12 @@ async fn a_link_that_comes_back_is_configured_again_and_drift_is_repaired() {
 async fn a_name_held_by_another_interface_is_reported_and_taken_once_free() {
     let dir = tempfile::tempdir().unwrap();
     let node = "taken-node";
-    create_nodeeni(
-        "links-taken",
-        &json!({"subnetIDs": ["subnet-0000000d"], "interfaceName": "taken"}),
-    )
-    .await;
     controller_writes(
-        "links-taken",
-        &[attached(node, "subnet-0000000d", "02:00:00:00:04:0d", 1)],
+        node,
+        &[with(
+            attached("links-taken", "subnet-0000000d", "02:00:00:00:04:0d", 1),
+            &json!({"interfaceName": "taken"}),
+        )],
     )
     .await;
     let ns = TestNetns::new();
@@ -167,10 +165,10 @@ async fn a_name_held_by_another_interface_is_reported_and_taken_once_free() {
         node,
         "subnet-0000000d",
         "the conflict to be reported",
-        |e| e.configured == Some(false) && e.interface_message.is_some(),
+        |e| e.configured == Some(false) && e.message.is_some(),
     )
     .await;
-    let message = entry.interface_message.unwrap();
+    let message = entry.message.unwrap();
     assert!(
         message.contains("taken") && message.contains("spec.interfaceName"),
         "{message}"

@@ -1,25 +1,31 @@
 //! The node agent against this machine's kernel (links in throwaway network namespaces) and
 //! a real API server: what netlink alone decides, faster than in a VM. The controller is
-//! played by the tests: they write its status entries through the API under a field manager
-//! of their own. DPDK's PCI side runs against real devices in node VMs (`node_vm`).
+//! played by the tests: they write each node's ENINode spec through the API under a field
+//! manager of their own. The agents run as the chart's ServiceAccount, with its RBAC and
+//! admission policy, each with a token bound to a pod on its node, as the kubelet gives one.
+//! DPDK's PCI side runs against real devices in node VMs (`node_vm`).
 
 mod failures;
 mod imds;
 mod link_ops;
 mod links;
 mod once;
-mod rbac;
+mod policy;
 mod status;
 mod sysfs;
 
 use std::path::Path;
+use std::sync::OnceLock;
 
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
-use multi_eni::api::{Attachment, NodeENI};
+use multi_eni::api::{ENINode, InterfaceStatus};
 use multi_eni::manager::netlink;
 use multi_eni::manager::{self, AgentConfig, AgentError};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -28,6 +34,9 @@ use crate::support::netns::TestNetns;
 
 /// The field manager the tests write the controller's fields under.
 const CONTROLLER: &str = "test-controller";
+/// The agent's ServiceAccount, as the chart names it for a release `multi-eni`.
+const NAMESPACE: &str = "kube-system";
+const SERVICE_ACCOUNT: &str = "multi-eni-manager";
 
 /// A running agent, stopped on drop.
 pub struct Agent(JoinHandle<Result<(), AgentError>>);
@@ -38,26 +47,95 @@ impl Drop for Agent {
     }
 }
 
-/// Starts an agent serving the links of `ns`, with no more rights than
-/// manifests/manager-rbac.yaml gives it.
+/// Starts an agent serving the links of `ns` as the agent of `config.node_name`.
 pub async fn start_agent(ns: &TestNetns, config: AgentConfig) -> Agent {
-    let client = agent_client().await;
+    let client = agent_client(&config.node_name).await;
     let (links, events) = netlink::open(Some(&ns.path())).expect("netlink in the namespace");
     Agent(tokio::spawn(manager::run(client, links, events, config)))
 }
 
-/// A client acting as the agent's ServiceAccount, bound by the checked-in RBAC manifest.
-pub async fn agent_client() -> Client {
+/// The node agent's ServiceAccount, RBAC and admission policy as the chart renders them
+/// (with the SR-IOV device plugin restart on), applied once.
+fn install_agent_rights() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let values = [
+            "clusterName=test-cluster",
+            "dpdk.enabled=true",
+            "dpdk.sriovPlugin.restart=true",
+        ];
+        let rendered = crate::chart::render("multi-eni", NAMESPACE, &values).unwrap();
+        let agent_rights: Vec<String> = serde_yaml::Deserializer::from_str(&rendered)
+            .map(|document| serde_yaml::Value::deserialize(document).unwrap())
+            .filter(|object| {
+                object["metadata"]["labels"]["app.kubernetes.io/component"].as_str()
+                    == Some("manager")
+                    && object["kind"].as_str() != Some("DaemonSet")
+            })
+            .map(|object| serde_yaml::to_string(&object).unwrap())
+            .collect();
+        assert!(agent_rights.len() >= 5, "{agent_rights:?}");
+        let yaml = agent_rights.join("---\n");
+        let args = ["--server-side", "--force-conflicts"];
+        crate::chart::succeeded(
+            "applying the agent's rights",
+            &crate::chart::kubectl_apply(&yaml, &args),
+        );
+    });
+}
+
+/// A client with the agent's token as the kubelet gives it to the agent's pod on `node`: a
+/// ServiceAccount token bound to that pod (the Node and the Pod are created if missing; no
+/// kubelet runs them). The API server puts the node's name in the user's extra info.
+pub async fn agent_client(node: &str) -> Client {
+    install_agent_rights();
+    let admin = control_plane::shared().client().await;
+    let node_object: Node = serde_json::from_value(json!({"metadata": {"name": node}})).unwrap();
+    created(
+        Api::<Node>::all(admin.clone())
+            .create(&PostParams::default(), &node_object)
+            .await,
+    );
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    let name = format!("multi-eni-manager-{node}");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"nodeName": node, "serviceAccountName": SERVICE_ACCOUNT,
+                 "containers": [{"name": "agent", "image": "multi-eni"}]},
+    }))
+    .unwrap();
+    created(pods.create(&PostParams::default(), &pod).await);
+    let uid = pods.get(&name).await.unwrap().metadata.uid;
+    let request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 3600,
+                 "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}},
+    }))
+    .unwrap();
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin, NAMESPACE);
+    let token: TokenRequest = accounts
+        .create_subresource("token", SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .await
+        .unwrap();
     let plane = control_plane::shared();
-    let rbac = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/manager-rbac.yaml");
-    plane.apply(&rbac);
     let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig).unwrap();
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .unwrap();
-    config.auth_info.impersonate =
-        Some("system:serviceaccount:kube-system:multi-eni-manager".into());
+    config.auth_info = AuthInfo {
+        token: Some(token.status.unwrap().token.unwrap().into()),
+        ..AuthInfo::default()
+    };
     Client::try_from(config).unwrap()
+}
+
+/// Created, or there already.
+fn created<T>(result: kube::Result<T>) {
+    match result {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => panic!("{error}"),
+    }
 }
 
 /// The agent's configuration for a test, its files under `dir`.
@@ -69,51 +147,38 @@ pub fn config(node: &str, dir: &Path) -> AgentConfig {
     config
 }
 
-pub async fn nodeenis() -> Api<NodeENI> {
+pub async fn eninodes() -> Api<ENINode> {
     Api::all(control_plane::shared().client().await)
 }
 
-/// Creates a NodeENI with a valid base spec and `extra` fields.
-pub async fn create_nodeeni(name: &str, extra: &Value) {
-    let mut spec = json!({
-        "nodeSelector": {"ng": "multi-eni"},
-        "subnetIDs": ["subnet-0000000a", "subnet-0000000b"],
-        "securityGroupIDs": ["sg-0123456789abcdef0"],
-    });
-    for (field, value) in extra.as_object().unwrap() {
-        spec[field] = value.clone();
-    }
-    let object: NodeENI = serde_json::from_value(json!({
-        "apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap();
-    nodeenis()
-        .await
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
-}
-
-/// A controller entry: the ENI is attached to `node`.
-pub fn attached(node: &str, subnet: &str, mac: &str, device_index: i32) -> Value {
+/// A controller entry: the ENI is attached, at `device_index`.
+pub fn attached(nodeeni: &str, subnet: &str, mac: &str, device_index: i32) -> Value {
     json!({
-        "nodeName": node, "subnetID": subnet, "eniID": format!("eni-{}", &mac[12..].replace(':', "")),
-        "attachmentID": "eni-attach-0123", "instanceID": "i-0123456789abcdef0",
-        "macAddress": mac, "deviceIndex": device_index, "networkCardIndex": 0, "state": "Attached",
+        "nodeENI": nodeeni, "subnetID": subnet, "eniID": format!("eni-{}", &mac[12..].replace(':', "")),
+        "attachmentID": "eni-attach-0123", "macAddress": mac, "deviceIndex": device_index,
+        "networkCardIndex": 0, "state": "Attached",
     })
 }
 
-/// Writes the controller's entries of a NodeENI (all of them: SSA removes the ones left out).
-pub async fn controller_writes(nodeeni: &str, entries: &[Value]) {
+/// `entry` with `fields` (interface settings such as `interfaceName`, `mtu`, `enableDPDK`).
+pub fn with(mut entry: Value, fields: &Value) -> Value {
+    for (field, value) in fields.as_object().unwrap() {
+        entry[field] = value.clone();
+    }
+    entry
+}
+
+/// Writes the spec of `node`'s ENINode as the controller would (all its entries).
+pub async fn controller_writes(node: &str, entries: &[Value]) {
     let patch = json!({
-        "apiVersion": "networking.k8s.aws/v1alpha1", "kind": "NodeENI",
-        "status": {"attachments": entries},
+        "apiVersion": "networking.k8s.aws/v1alpha1", "kind": "ENINode",
+        "metadata": {"name": node},
+        "spec": {"instanceID": "i-0123456789abcdef0", "interfaces": entries},
     });
-    nodeenis()
+    eninodes()
         .await
-        .patch_status(
-            nodeeni,
+        .patch(
+            node,
             &PatchParams::apply(CONTROLLER).force(),
             &Patch::Apply(patch),
         )
@@ -121,14 +186,14 @@ pub async fn controller_writes(nodeeni: &str, entries: &[Value]) {
         .unwrap();
 }
 
-/// The status entry of `node` and `subnet`.
-pub async fn entry(nodeeni: &str, node: &str, subnet: &str) -> Option<Attachment> {
-    let object = nodeenis().await.get(nodeeni).await.unwrap();
+/// The agent's status entry of `nodeeni` and `subnet` on `node`.
+pub async fn entry(nodeeni: &str, node: &str, subnet: &str) -> Option<InterfaceStatus> {
+    let object = eninodes().await.get(node).await.unwrap();
     object
         .status?
-        .attachments
+        .interfaces
         .into_iter()
-        .find(|entry| entry.node_name == node && entry.subnet_id == subnet)
+        .find(|entry| entry.node_eni == nodeeni && entry.subnet_id == subnet)
 }
 
 /// Waits until the entry satisfies `check`.
@@ -137,8 +202,8 @@ pub async fn wait_for_entry(
     node: &str,
     subnet: &str,
     what: &str,
-    check: impl Fn(&Attachment) -> bool,
-) -> Attachment {
+    check: impl Fn(&InterfaceStatus) -> bool,
+) -> InterfaceStatus {
     let last = std::cell::RefCell::new(None);
     let (last_ref, check) = (&last, &check);
     control_plane::wait_for(what, || async move {

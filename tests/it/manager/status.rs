@@ -1,32 +1,35 @@
-//! Status by server-side apply: each node's agent owns its own entries' agent fields, next
-//! to the controller's fields and the other nodes' entries.
+//! Status by server-side apply: each node's agent writes its own ENINode's status, next to
+//! the controller's spec, and only when it changes.
 
 use serde_json::json;
 
 use super::{
-    attached, config, controller_writes, create_nodeeni, entry, nodeenis, start_agent,
-    wait_for_entry,
+    attached, config, controller_writes, eninodes, entry, start_agent, wait_for_entry, with,
 };
 use crate::support::control_plane::wait_for;
 use crate::support::netns::TestNetns;
 
 #[tokio::test]
-async fn two_nodes_report_side_by_side_and_a_removed_entry_goes_away() {
+async fn two_nodes_report_in_their_own_eninodes_and_a_removed_entry_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let name = "status-two-nodes";
-    create_nodeeni(
-        name,
-        &json!({"subnetIDs": ["subnet-0000000e"], "interfaceName": "net1", "mtu": 9001}),
-    )
-    .await;
     let (a, b) = ("status-node-a", "status-node-b");
     let subnet = "subnet-0000000e";
+    let settings = json!({"interfaceName": "net1", "mtu": 9001});
     controller_writes(
-        name,
-        &[
-            attached(a, subnet, "02:00:00:00:05:0a", 1),
-            attached(b, subnet, "02:00:00:00:05:0b", 1),
-        ],
+        a,
+        &[with(
+            attached(name, subnet, "02:00:00:00:05:0a", 1),
+            &settings,
+        )],
+    )
+    .await;
+    controller_writes(
+        b,
+        &[with(
+            attached(name, subnet, "02:00:00:00:05:0b", 1),
+            &settings,
+        )],
     )
     .await;
     let (ns_a, ns_b) = (TestNetns::new(), TestNetns::new());
@@ -41,33 +44,33 @@ async fn two_nodes_report_side_by_side_and_a_removed_entry_goes_away() {
         })
         .await;
         assert_eq!(reported.interface_name.as_deref(), Some("net1"));
+        let object = eninodes().await.get(node).await.unwrap();
+        let ready = &object.status.unwrap().conditions[0];
         assert_eq!(
-            reported.state,
-            Some(multi_eni::api::AttachmentState::Attached)
+            (ready.type_.as_str(), ready.status.as_str()),
+            ("Ready", "True")
         );
-    }
-    let object = nodeenis().await.get(name).await.unwrap();
-    let managers: Vec<_> = object
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|m| m.manager)
-        .collect();
-    for manager in [
-        "multi-eni-manager/status-node-a",
-        "multi-eni-manager/status-node-b",
-        "test-controller",
-    ] {
-        assert!(
-            managers.iter().any(|m| m == manager),
-            "{manager} missing from {managers:?}"
+        assert_eq!(ready.observed_generation, object.metadata.generation);
+        let mut managers: Vec<_> = object
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| Some((m.manager?, m.subresource)))
+            .collect();
+        managers.sort();
+        assert_eq!(
+            managers,
+            [
+                ("multi-eni-manager".into(), Some("status".into())),
+                ("test-controller".into(), None)
+            ]
         );
     }
 
-    // The controller drops node b's entry (the node stopped matching): the agent's fields
+    // The controller drops node b's entry (the node stopped matching): the agent's report
     // must not keep it alive.
-    controller_writes(name, &[attached(a, subnet, "02:00:00:00:05:0a", 1)]).await;
+    controller_writes(b, &[]).await;
     wait_for("node b's entry to disappear", || async {
         entry(name, b, subnet).await.is_none()
     })
@@ -81,8 +84,11 @@ async fn a_steady_state_writes_nothing() {
     let name = "status-steady";
     let node = "status-steady-node";
     let subnet = "subnet-0000000f";
-    create_nodeeni(name, &json!({"subnetIDs": [subnet], "mtu": 1400})).await;
-    controller_writes(name, &[attached(node, subnet, "02:00:00:00:06:0f", 1)]).await;
+    let interface = with(
+        attached(name, subnet, "02:00:00:00:06:0f", 1),
+        &json!({"mtu": 1400}),
+    );
+    controller_writes(node, &[interface]).await;
     let ns = TestNetns::new();
     let mut config = config(node, dir.path());
     config.resync_period = std::time::Duration::from_millis(200);
@@ -95,7 +101,7 @@ async fn a_steady_state_writes_nothing() {
     // Let the report settle, then watch several resyncs go by.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let version = || async {
-        let object = nodeenis().await.get(name).await.unwrap();
+        let object = eninodes().await.get(node).await.unwrap();
         object.metadata.resource_version
     };
     let before = version().await;

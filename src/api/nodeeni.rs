@@ -1,12 +1,11 @@
-//! The `NodeENI` custom resource (`networking.k8s.aws/v1alpha1`).
-//!
-//! This module knows serde and schemars only. The JSON field names of the spec are those of
-//! the original aws-multi-eni-controller API, so its users' manifests apply unchanged.
-//! Validation happens at admission: schema bounds and CEL rules, each naming the field.
+//! The `NodeENI` custom resource: which nodes get which ENIs. The JSON field names of the
+//! spec are those of the original aws-multi-eni-controller API, so its users' manifests apply
+//! unchanged. Validation happens at admission: schema bounds and CEL rules, each naming the
+//! field.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -32,6 +31,12 @@ use serde::{Deserialize, Serialize};
         type_ = "integer",
         description = "Nodes whose ENIs are all attached",
         json_path = ".status.attachedNodes"
+    ),
+    printcolumn(
+        name = "Configured",
+        type_ = "integer",
+        description = "Nodes whose interfaces the node agent reports configured",
+        json_path = ".status.configuredNodes"
     ),
     printcolumn(
         name = "Desired",
@@ -222,7 +227,11 @@ fn default_true() -> bool {
     true
 }
 
-/// What the controller and the node agents observed.
+/// What the controller observed: counts, conditions and a bounded list of per-node entries.
+/// The per-node details (MAC, indices, interface settings, what the agent did) are in each
+/// node's ENINode; this status stays the same size at any number of
+/// nodes. Written by the controller alone (server-side apply, field manager
+/// `multi-eni-controller`).
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeENIStatus {
@@ -238,19 +247,38 @@ pub struct NodeENIStatus {
     #[serde(default)]
     pub attached_nodes: i32,
 
+    /// Selected nodes whose ENIs are all attached and whose node agent reports every
+    /// interface configured.
+    #[serde(default)]
+    pub configured_nodes: i32,
+
     /// Standard conditions; `Ready` summarises the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 
-    /// One entry per node and subnet. The controller owns the EC2 fields, the node's agent
-    /// the interface fields, each under its own field manager.
+    /// At most 32 entries, one per node and subnet: those not ready first
+    /// (with reason and message), then the others by node name. `kubectl get eninode <node>
+    /// -o yaml` shows every ENI of a node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["nodeName".into(), "subnetID".into()]))]
     pub attachments: Vec<Attachment>,
+
+    /// How many entries `attachments` leaves out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted_attachments: i32,
 }
 
-/// One ENI of one node (or, with an empty subnetID, why a node has none).
+/// The most entries `status.attachments` lists.
+pub const MAX_ATTACHMENTS: usize = 32;
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// One ENI of one node (or, with an empty subnetID, why a node has none), summarised from
+/// the node's ENINode.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Attachment {
@@ -271,69 +299,29 @@ pub struct Attachment {
         skip_serializing_if = "Option::is_none"
     )]
     pub attachment_id: Option<String>,
-    #[serde(
-        rename = "subnetCIDR",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub subnet_cidr: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mac_address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_index: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_card_index: Option<i32>,
-    /// Where the ENI is in its life (controller).
+    /// Where the ENI is in its life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<AttachmentState>,
-    /// Why the ENI is not attached, as a CamelCase reason and a sentence (controller).
+    /// Why the entry is not ready, as a CamelCase reason and a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When `state` last changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<Time>,
-
-    /// The Linux interface the ENI maps to (node agent).
+    /// The Linux interface the ENI maps to, as the node agent reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface_name: Option<String>,
-    /// Whether the interface is configured as the spec asks (node agent).
+    /// Whether the node agent reports the interface configured as the spec asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub configured: Option<bool>,
-    /// Why the interface is not configured (node agent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interface_message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<i32>,
-    #[serde(
-        rename = "pciAddress",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub pci_address: Option<String>,
-    #[serde(rename = "dpdkBound", default, skip_serializing_if = "Option::is_none")]
-    pub dpdk_bound: Option<bool>,
-    #[serde(
-        rename = "dpdkDriver",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub dpdk_driver: Option<String>,
-    #[serde(
-        rename = "dpdkResourceName",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub dpdk_resource_name: Option<String>,
 }
 
 /// The life of one ENI, as the controller sees it in EC2: `Pending` (not created yet, or
 /// waiting for a name lookup), `Created` (not attached yet), `Attaching`, `Attached`,
 /// `Detaching`, `Deleting` (detached, about to be deleted), `Failed` (cannot proceed until
 /// something changes; see reason and message).
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AttachmentState {
+    #[default]
     Pending,
     Created,
     Attaching,
