@@ -150,14 +150,14 @@ impl<L: Links> Agent<L> {
     async fn eninode_changed(&mut self, store: &Store<ENINode>) {
         let state = store.state();
         let desired = desired(state.first().map(AsRef::as_ref));
-        if desired == self.desired {
-            // Only the status moved (maybe someone else's write): let the writer compare.
-            self.reports.send_modify(|_| {});
-            return;
+        if desired != self.desired {
+            self.desired = desired;
+            self.reports_stale = true;
+            self.full_pass().await;
         }
-        self.desired = desired;
-        self.reports_stale = true;
-        self.full_pass().await;
+        // The spec's generation (in Ready) may have moved, or someone else's write: let the
+        // writer compare, whether the reports changed or not.
+        self.reports.send_modify(|_| {});
     }
 
     /// Serves everything from one fresh list of the links.

@@ -121,13 +121,10 @@ pub fn status(
     }
 }
 
-/// The status as far as the agent writes it (conditions other than `Ready` left aside), to
-/// compare with [`status`], so that a steady state writes nothing.
-pub fn observed(current: Option<&ENINodeStatus>) -> ENINodeStatus {
-    let Some(current) = current else {
-        return ENINodeStatus::default();
-    };
-    ENINodeStatus {
+/// Whether `current` (the status there now) says something else than `wanted` (from
+/// [`status`]), conditions other than `Ready` left aside: a steady state writes nothing.
+pub fn differs(current: Option<&ENINodeStatus>, wanted: &ENINodeStatus) -> bool {
+    let observed = current.map(|current| ENINodeStatus {
         interfaces: current.interfaces.clone(),
         conditions: current
             .conditions
@@ -135,5 +132,19 @@ pub fn observed(current: Option<&ENINodeStatus>) -> ENINodeStatus {
             .filter(|c| c.type_ == "Ready")
             .cloned()
             .collect(),
-    }
+    });
+    !same(&observed.unwrap_or_default(), wanted)
+}
+
+/// Whether two statuses say the same, the `Ready` condition's transition time aside (a
+/// status built now carries the current time until the API server has it).
+pub fn same(a: &ENINodeStatus, b: &ENINodeStatus) -> bool {
+    let without_time = |status: &ENINodeStatus| {
+        let mut status = status.clone();
+        for condition in &mut status.conditions {
+            condition.last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        }
+        status
+    };
+    without_time(a) == without_time(b)
 }

@@ -10,7 +10,7 @@ use kube::core::Request;
 use serde_json::json;
 
 use crate::api::{ENINode, ENINodeStatus};
-use crate::manager::report::{Reports, observed, status};
+use crate::manager::report::{Reports, differs, same, status};
 
 /// The agent's field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "multi-eni-manager";
@@ -79,7 +79,7 @@ impl StatusWriter {
             .applied
             .as_ref()
             .is_some_and(|(applied, at)| *at == version && same(applied, &wanted));
-        if pending || same(&observed(current), &wanted) {
+        if pending || !differs(current, &wanted) {
             return Ok(());
         }
         match self.apply(&wanted).await {
@@ -112,17 +112,4 @@ impl StatusWriter {
             .map(drop)
             .map_err(error)
     }
-}
-
-/// Whether two statuses say the same, the `Ready` condition's transition time aside (a
-/// status built now carries the current time until the API server has it).
-fn same(a: &ENINodeStatus, b: &ENINodeStatus) -> bool {
-    let without_time = |status: &ENINodeStatus| {
-        let mut status = status.clone();
-        for condition in &mut status.conditions {
-            condition.last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        }
-        status
-    };
-    without_time(a) == without_time(b)
 }

@@ -1,43 +1,65 @@
 //! `just bench-controller [N]`: N simulated nodes (default 200) with AWS's throttling on; the
 //! time to Ready against the throttling bound, EC2 calls per ENI, API-server writes during
-//! and after convergence, and the controller's peak RSS and CPU time.
+//! and after convergence, the controller's peak RSS and CPU time, and the objects: the size
+//! of the NodeENI and of the largest ENINode, and what one node agent's watch received.
+//! The node agents' writes are made too (see [`agents`]), so that every writer and reader
+//! production has is in the figures.
+//!
+//! `just bench-objects [N]` (`--objects`): the same with the simulator's throttling off; the
+//! controller still keeps to AWS's published rates (`--ec2-budget 1`).
 
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
+mod agents;
+mod objects;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::ec2sim::{SimConfig, Stats};
 use support::sim_cluster::{SimCluster, ZONES};
 
+use agents::{AgentWrites, WatchCount};
+use objects::{api_writes, diff};
+
 /// The resync period of the run: steady state is watched for two of them.
 const RESYNC: Duration = Duration::from_secs(15);
+/// The node whose agent's watch is counted.
+const WATCHED_NODE: &str = "node-0000";
 
 #[tokio::main]
 async fn main() {
-    let nodes: usize = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let nodes: usize = args
+        .iter()
+        .find(|arg| !arg.starts_with("--"))
         .map_or(200, |n| n.parse().expect("N: a number of nodes"));
-    let config = SimConfig {
+    let objects_only = args.iter().any(|arg| arg == "--objects");
+    let mut config = SimConfig {
         attach_latency_ms: 500,
         detach_latency_ms: 500,
         ..SimConfig::default()
     };
+    config.throttle.enabled = !objects_only;
     let mut cluster = SimCluster::start(config).await;
-    println!("creating {nodes} nodes and instances");
-    let names: Vec<String> = (0..nodes).map(|i| format!("node-{i:04}")).collect();
-    for (chunk, start) in names.chunks(50).zip((0..).step_by(50)) {
-        let adds = chunk
-            .iter()
-            .zip(start..)
-            .map(|(name, i)| cluster.add_node(name, ZONES[i % 2], "m5.large", &[("ng", "bench")]));
-        futures::future::join_all(adds).await;
-    }
+    cluster.plane.install_agent_rights();
+    create_nodes(&cluster, nodes).await;
     let resync = humantime::format_duration(RESYNC).to_string();
-    cluster.start_controller(&["--resync-period", &resync, "--transition-poll", "2s"]);
+    let mut flags = vec!["--resync-period", &resync, "--transition-poll", "2s"];
+    if objects_only {
+        flags.extend(["--ec2-budget", "1"]);
+    }
+    cluster.start_controller(&flags);
     let pid = cluster.controller_pid().expect("the controller runs");
+    let agent_writes = Arc::new(AgentWrites::default());
+    tokio::spawn(agents::run(
+        cluster.client.clone(),
+        Arc::clone(&agent_writes),
+    ));
+    let watches = start_watches(&cluster);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let before = cluster.sim.stats();
@@ -46,6 +68,7 @@ async fn main() {
     let subnets: Vec<&String> = cluster.subnets.values().collect();
     let spec = json!({"nodeSelector": {"ng": "bench"}, "subnetIDs": subnets, "securityGroupIDs": [cluster.security_group]});
     cluster.apply_nodeeni("bench", spec).await;
+    let count = |n: i32| usize::try_from(n).ok() == Some(nodes);
     cluster
         .wait_nodeeni(
             "bench",
@@ -53,7 +76,7 @@ async fn main() {
             Duration::from_mins(30),
             |n| {
                 n.status.as_ref().is_some_and(|s| {
-                    usize::try_from(s.attached_nodes).ok() == Some(nodes)
+                    count(s.attached_nodes)
                         && s.conditions
                             .iter()
                             .any(|c| c.type_ == "Ready" && c.status == "True")
@@ -63,15 +86,27 @@ async fn main() {
         .await;
     let converged = started.elapsed();
     let during = cluster.sim.stats();
+    cluster
+        .wait_nodeeni(
+            "bench",
+            "every interface configured",
+            Duration::from_mins(5),
+            |n| n.status.as_ref().is_some_and(|s| count(s.configured_nodes)),
+        )
+        .await;
+    let configured = started.elapsed();
     let writes_during = api_writes(&cluster).await;
 
     tokio::time::sleep(RESYNC * 2).await;
     let after = cluster.sim.stats();
     let writes_after = api_writes(&cluster).await;
     let (rss_mib, cpu_seconds) = process_usage(pid);
-    cluster.kill_controller();
 
-    report_convergence(nodes, converged, &before, &during);
+    report_convergence(nodes, !objects_only, converged, &before, &during);
+    println!(
+        "  every interface configured (agents' reports in) {:.1} s",
+        configured.as_secs_f64()
+    );
     let describes = |stats: &Stats| -> u64 {
         stats
             .actions
@@ -80,10 +115,12 @@ async fn main() {
             .map(|(_, s)| s.calls)
             .sum()
     };
-    println!("\nAPI-server writes during convergence:");
+    println!("\nAPI-server writes until every interface was configured (controller and agents):");
     for (what, count) in diff(&writes_before, &writes_during) {
         println!("  {what:<40} {count}");
     }
+    let refused = agent_writes.refused.load(Ordering::Relaxed);
+    println!("  agents' status writes refused           {refused} (target 0)");
     let steady_writes: u64 = diff(&writes_during, &writes_after).values().sum();
     #[allow(clippy::cast_precision_loss)]
     let per_resync = (describes(&after) - describes(&during)) as f64 / 2.0;
@@ -91,9 +128,76 @@ async fn main() {
     println!("  API-server writes                        {steady_writes} (target 0)");
     println!("  EC2 describe calls per resync            {per_resync:.1} (target <= 2)");
     println!("\ncontroller: peak RSS {rss_mib:.1} MiB, CPU {cpu_seconds:.2} s");
+    objects::report_sizes(&cluster, "bench").await;
+    report_watches(&watches);
+    cluster.kill_controller();
 }
 
-fn report_convergence(nodes: usize, converged: Duration, before: &Stats, during: &Stats) {
+/// `nodes` Nodes labelled for the benchmark, each with an instance, in both zones.
+async fn create_nodes(cluster: &SimCluster, nodes: usize) {
+    println!("creating {nodes} nodes and instances");
+    let names: Vec<String> = (0..nodes).map(|i| format!("node-{i:04}")).collect();
+    for (chunk, start) in names.chunks(50).zip((0..).step_by(50)) {
+        let adds = chunk
+            .iter()
+            .zip(start..)
+            .map(|(name, i)| cluster.add_node(name, ZONES[i % 2], "m5.large", &[("ng", "bench")]));
+        futures::future::join_all(adds).await;
+    }
+}
+
+/// One agent's watch of its ENINode, and a watch of the NodeENIs for comparison (what every
+/// agent received when each watched them all).
+fn start_watches(cluster: &SimCluster) -> [(String, Arc<WatchCount>); 2] {
+    let eninode = format!(
+        "/apis/networking.k8s.aws/v1alpha1/eninodes?fieldSelector=metadata.name%3D{WATCHED_NODE}"
+    );
+    let watches = [
+        (
+            format!("the agent of {WATCHED_NODE}: its ENINode"),
+            eninode,
+            Some(WATCHED_NODE.to_owned()),
+        ),
+        (
+            "a watch of every NodeENI".to_owned(),
+            "/apis/networking.k8s.aws/v1alpha1/nodeenis".to_owned(),
+            None,
+        ),
+    ];
+    watches.map(|(what, path, node)| {
+        let count = Arc::new(WatchCount::default());
+        tokio::spawn(agents::count_watch(
+            cluster.client.clone(),
+            path,
+            node,
+            Arc::clone(&count),
+        ));
+        (what, count)
+    })
+}
+
+fn report_watches(watches: &[(String, Arc<WatchCount>)]) {
+    println!("\nwatch traffic over the whole run (list and events):");
+    for (what, count) in watches {
+        let names = count.names.lock().expect("names");
+        let names: Vec<&String> = names.iter().collect();
+        println!(
+            "  {what:<40} {} in {} events; objects: {names:?}",
+            objects::kib(
+                usize::try_from(count.bytes.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+            ),
+            count.events.load(Ordering::Relaxed),
+        );
+    }
+}
+
+fn report_convergence(
+    nodes: usize,
+    throttled: bool,
+    converged: Duration,
+    before: &Stats,
+    during: &Stats,
+) {
     #[allow(clippy::cast_precision_loss)]
     let n = nodes as f64;
     // AWS's buckets: Create and Modify 100 then 5/s, Attach 50 then 5/s, one per action.
@@ -102,7 +206,12 @@ fn report_convergence(nodes: usize, converged: Duration, before: &Stats, during:
         .map(|(capacity, refill)| ((n - capacity) / refill).max(0.0))
         .fold(0.0, f64::max);
     let seconds = converged.as_secs_f64();
-    println!("\n{nodes} nodes, one ENI each, AWS throttling on");
+    let throttling = if throttled {
+        "AWS's throttling on"
+    } else {
+        "the simulator's throttling off, the controller at AWS's rates (--ec2-budget 1)"
+    };
+    println!("\n{nodes} nodes, one ENI each, {throttling}");
     println!("  time to Ready                            {seconds:.1} s");
     println!("  throttling bound                         {bound:.1} s");
     if bound > 0.0 {
@@ -124,57 +233,6 @@ fn report_convergence(nodes: usize, converged: Duration, before: &Stats, during:
     #[allow(clippy::cast_precision_loss)]
     let total_per_eni = total as f64 / n;
     println!("  {:<40} {total_per_eni:.2} (target <= 3.2)", "all");
-}
-
-/// Write requests the API server has served, by resource and verb, from its own metrics.
-async fn api_writes(cluster: &SimCluster) -> BTreeMap<String, u64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = cluster
-        .client
-        .request_text(request)
-        .await
-        .expect("kube-apiserver metrics");
-    let mut writes = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or("")
-        };
-        let (resource, subresource, verb) =
-            (label("resource"), label("subresource"), label("verb"));
-        // Leases are left out: the API server renews its own, and the run has no election.
-        let relevant = ["nodeenis", "events"].contains(&resource);
-        if relevant && ["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&verb) {
-            let count: f64 = line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            let key = format!(
-                "{verb} {resource}{}{subresource}",
-                if subresource.is_empty() { "" } else { "/" }
-            );
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let count = count as u64;
-            *writes.entry(key).or_default() += count;
-        }
-    }
-    writes
-}
-
-fn diff(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .map(|(key, n)| (key.clone(), n - before.get(key).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
 }
 
 /// Peak resident memory (MiB) and CPU time (s) of a process, from /proc.

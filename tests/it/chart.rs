@@ -3,11 +3,11 @@
 //! ServiceAccount allowed what its component does and nothing more.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde::Deserialize as _;
 
+use crate::support::chart::{helm, render, sets};
 use crate::support::control_plane::{self, testbins};
 use crate::support::repo_file;
 
@@ -22,39 +22,8 @@ const ALL_FEATURES: &[&str] = &[
     "dpdk.sriovPlugin.restart=true",
 ];
 
-/// `helm` with `args`, isolated from any helm configuration of the machine.
-fn helm(args: &[&str]) -> Output {
-    let home = tempfile::tempdir().unwrap();
-    Command::new(testbins().join("helm"))
-        .args(args)
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .output()
-        .expect("run helm")
-}
-
-/// `--set` arguments for each of `values`.
-fn sets<'a>(values: &[&'a str]) -> Vec<&'a str> {
-    values.iter().flat_map(|value| ["--set", value]).collect()
-}
-
-/// The chart rendered as `release` in `namespace` with `values`: its YAML, or helm's error.
-pub(crate) fn render(release: &str, namespace: &str, values: &[&str]) -> Result<String, String> {
-    let chart = repo_file("chart");
-    let mut args = vec!["template", release, chart.to_str().unwrap()];
-    args.extend(["--namespace", namespace]);
-    args.extend(sets(values));
-    let output = helm(&args);
-    if output.status.success() {
-        Ok(String::from_utf8(output.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
-
 /// Stdout of a command that must succeed.
-pub(crate) fn succeeded(what: &str, output: &Output) -> String {
+fn succeeded(what: &str, output: &Output) -> String {
     assert!(
         output.status.success(),
         "{what} failed:\n{}{}",
@@ -237,24 +206,8 @@ fn checked_in_manifests_are_the_chart_rendered_with_defaults() {
 }
 
 /// `kubectl apply` of `yaml` with `args`, as the cluster admin.
-pub(crate) fn kubectl_apply(yaml: &str, args: &[&str]) -> Output {
-    let mut child = control_plane::shared()
-        .kubectl()
-        .arg("apply")
-        .args(args)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+fn kubectl_apply(yaml: &str, args: &[&str]) -> Output {
+    control_plane::shared().kubectl_apply(yaml, args)
 }
 
 fn create_namespace(name: &str) {

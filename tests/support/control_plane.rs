@@ -150,6 +150,45 @@ impl ControlPlane {
         );
     }
 
+    /// `kubectl apply` of `yaml` with `args`, as the cluster admin.
+    pub fn kubectl_apply(&self, yaml: &str, args: &[&str]) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = self
+            .kubectl()
+            .arg("apply")
+            .args(args)
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(yaml.as_bytes()).expect("write to kubectl");
+        drop(stdin);
+        child.wait_with_output().expect("kubectl")
+    }
+
+    /// The node agent's ServiceAccount, RBAC and admission policy as the chart renders them
+    /// for a release `multi-eni` in kube-system (with the SR-IOV device plugin restart on).
+    pub fn install_agent_rights(&self) {
+        let values = [
+            "clusterName=test-cluster",
+            "dpdk.enabled=true",
+            "dpdk.sriovPlugin.restart=true",
+        ];
+        let rendered = super::chart::render("multi-eni", "kube-system", &values).expect("render");
+        let applied = self.kubectl_apply(
+            &super::chart::agent_rights(&rendered),
+            &["--server-side", "--force-conflicts"],
+        );
+        assert!(
+            applied.status.success(),
+            "applying the agent's rights: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+    }
+
     /// Creates the NodeENI and ENINode CRDs and waits until they are served.
     pub async fn install_crd(&self) {
         let client = self.client().await;

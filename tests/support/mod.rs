@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bench;
+pub mod chart;
 pub mod control_plane;
 pub mod ec2sim;
 pub mod moto;

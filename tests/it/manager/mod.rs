@@ -25,7 +25,6 @@ use kube::{Api, Client, Config};
 use multi_eni::api::{ENINode, InterfaceStatus};
 use multi_eni::manager::netlink;
 use multi_eni::manager::{self, AgentConfig, AgentError};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -54,34 +53,10 @@ pub async fn start_agent(ns: &TestNetns, config: AgentConfig) -> Agent {
     Agent(tokio::spawn(manager::run(client, links, events, config)))
 }
 
-/// The node agent's ServiceAccount, RBAC and admission policy as the chart renders them
-/// (with the SR-IOV device plugin restart on), applied once.
+/// The agent's rights, as the chart sets them up, installed once.
 fn install_agent_rights() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let values = [
-            "clusterName=test-cluster",
-            "dpdk.enabled=true",
-            "dpdk.sriovPlugin.restart=true",
-        ];
-        let rendered = crate::chart::render("multi-eni", NAMESPACE, &values).unwrap();
-        let agent_rights: Vec<String> = serde_yaml::Deserializer::from_str(&rendered)
-            .map(|document| serde_yaml::Value::deserialize(document).unwrap())
-            .filter(|object| {
-                object["metadata"]["labels"]["app.kubernetes.io/component"].as_str()
-                    == Some("manager")
-                    && object["kind"].as_str() != Some("DaemonSet")
-            })
-            .map(|object| serde_yaml::to_string(&object).unwrap())
-            .collect();
-        assert!(agent_rights.len() >= 5, "{agent_rights:?}");
-        let yaml = agent_rights.join("---\n");
-        let args = ["--server-side", "--force-conflicts"];
-        crate::chart::succeeded(
-            "applying the agent's rights",
-            &crate::chart::kubectl_apply(&yaml, &args),
-        );
-    });
+    INSTALLED.get_or_init(|| control_plane::shared().install_agent_rights());
 }
 
 /// A client with the agent's token as the kubelet gives it to the agent's pod on `node`: a
