@@ -35,6 +35,9 @@ pub struct AgentReport {
 /// What the controller keeps of an ENINode.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
+    /// The object's own UID and spec generation: which of two readings is newer.
+    pub uid: Option<String>,
+    pub generation: Option<i64>,
     pub spec: ENINodeSpec,
     /// The UID of the Node its owner reference names.
     pub owner_uid: Option<String>,
@@ -66,10 +69,33 @@ impl Observed {
             })
             .collect();
         Observed {
+            uid: eninode.metadata.uid,
+            generation: eninode.metadata.generation,
             spec: eninode.spec,
             owner_uid,
             agent,
         }
+    }
+
+    /// This reading (a watch event, or else the answer to the controller's own write) in
+    /// place of `before`: the newer spec of the two by generation, and the agent's reports
+    /// from the watch alone. Events come in order, but the answer to a write may be taken in
+    /// after the events that followed it (an agent's report); and an event may come after
+    /// the answer to a newer write.
+    #[must_use]
+    pub fn replacing(mut self, before: Option<&Observed>, from_watch: bool) -> Observed {
+        let Some(before) = before.filter(|before| before.uid == self.uid) else {
+            return self;
+        };
+        if before.generation > self.generation {
+            self.generation = before.generation;
+            self.spec.clone_from(&before.spec);
+            self.owner_uid.clone_from(&before.owner_uid);
+        }
+        if !from_watch {
+            self.agent.clone_from(&before.agent);
+        }
+        self
     }
 
     /// The agent's report on a slot, if it is about `eni` (or names no ENI).

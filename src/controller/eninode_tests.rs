@@ -230,7 +230,7 @@ fn a_steady_state_writes_nothing_and_nodes_without_entries_lose_their_eninode() 
     let observed = Observed {
         spec: spec.clone(),
         owner_uid: Some(uid.clone()),
-        agent: BTreeMap::new(),
+        ..Observed::default()
     };
     let mut current = BTreeMap::from([
         ("n1".to_owned(), observed.clone()),
@@ -313,4 +313,39 @@ fn agent_reports_count_only_for_the_eni_they_name() {
             .report_on("dpdk", "subnet-a", Some("eni-3"))
             .is_some()
     );
+}
+
+#[test]
+fn a_reading_never_takes_back_a_newer_spec_or_agent_report() {
+    let reading = |generation: i64, configured: bool| {
+        let agent = AgentReport {
+            configured: Some(configured),
+            ..AgentReport::default()
+        };
+        Observed {
+            uid: Some("uid-1".into()),
+            generation: Some(generation),
+            spec: ENINodeSpec {
+                instance_id: Some(format!("generation {generation}")),
+                interfaces: Vec::new(),
+            },
+            owner_uid: Some("uid-n1".into()),
+            agent: BTreeMap::from([(("multus".into(), "subnet-a".into()), agent)]),
+        }
+    };
+    let configured = |o: &Observed| o.agent.values().next().unwrap().configured;
+    // The watch brought the agent's report (configured) on generation 2; the answer to the
+    // write of generation 2, taken in later, still shows the report before it.
+    let from_watch = reading(2, true);
+    let answer = reading(2, false).replacing(Some(&from_watch), false);
+    assert_eq!(configured(&answer), Some(true));
+    // An event of generation 1 arriving after the answer of generation 2: the spec stays.
+    let late = reading(1, true).replacing(Some(&answer), true);
+    assert_eq!(late.generation, Some(2));
+    assert_eq!(late.spec.instance_id.as_deref(), Some("generation 2"));
+    // Another object under the same name (deleted and created again): taken as it is.
+    let mut other = reading(1, false);
+    other.uid = Some("uid-2".into());
+    let taken = other.clone().replacing(Some(&answer), false);
+    assert_eq!(taken, other);
 }

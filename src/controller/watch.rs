@@ -24,6 +24,12 @@ pub trait Kept:
 {
     type Value;
     fn keep(self) -> Self::Value;
+    /// What to keep when `after` (from a watch event) replaces `before`: `after` unless the
+    /// kind says otherwise.
+    fn merge(before: Option<&Self::Value>, after: Self::Value) -> Self::Value {
+        let _ = before;
+        after
+    }
     fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, Self::Value>;
     fn map_ref(cluster: &Cluster) -> &BTreeMap<String, Self::Value>;
     /// Whether `before` becoming `after` (`None`: absent) can change a plan or a status.
@@ -97,6 +103,10 @@ impl Kept for ENINode {
         Observed::new(self)
     }
 
+    fn merge(before: Option<&Observed>, after: Observed) -> Observed {
+        after.replacing(before, true)
+    }
+
     fn map(cluster: &mut Cluster) -> &mut BTreeMap<String, Observed> {
         &mut cluster.eninodes
     }
@@ -114,16 +124,18 @@ impl Kept for ENINode {
     }
 }
 
-/// Puts `object` into the cluster; whether the change matters to the reconciler.
-pub fn observe<K: Kept>(cluster: &Mutex<Cluster>, object: K) -> bool {
+/// Puts `object`, from a watch event, into the cluster; whether the change matters.
+fn observe<K: Kept>(cluster: &Mutex<Cluster>, object: K) -> bool {
     let (name, value) = (object.name_any(), object.keep());
     let mut cluster = cluster.lock().expect("cluster");
-    let before = K::map(&mut cluster).insert(name.clone(), value);
+    let before = K::map(&mut cluster).remove(&name);
+    let after = K::merge(before.as_ref(), value);
+    K::map(&mut cluster).insert(name.clone(), after);
     K::matters(&cluster, before.as_ref(), K::map_ref(&cluster).get(&name))
 }
 
 /// Removes the object `name` of kind `K` from the cluster; whether that matters.
-pub fn forget<K: Kept>(cluster: &Mutex<Cluster>, name: &str) -> bool {
+fn forget<K: Kept>(cluster: &Mutex<Cluster>, name: &str) -> bool {
     let mut cluster = cluster.lock().expect("cluster");
     let before = K::map(&mut cluster).remove(name);
     K::matters(&cluster, before.as_ref(), None)

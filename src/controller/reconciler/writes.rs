@@ -7,14 +7,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{ENINode, NodeENI};
+use crate::api::NodeENI;
 use crate::ec2::types::Eni;
 use crate::ownership::NODEENI_TAG;
 
-use super::super::eninode::{self, Source, Write};
+use super::super::eninode::{self, Observed, Source, Write};
 use super::super::plan::Plan;
 use super::super::status;
-use super::super::watch::{forget, observe};
 use super::{Planned, Reconciler};
 
 /// ENINode writes under way at once: enough to keep up with a convergence of thousands of
@@ -96,22 +95,23 @@ impl Reconciler {
         }
     }
 
-    /// Makes one ENINode write and keeps its answer, so that the next pass compares with it.
+    /// Makes one ENINode write and keeps its answer, so that the next pass compares with it
+    /// rather than with what the watch has not brought yet.
     async fn write_eninode(self: &Arc<Self>, write: Write) -> kube::Result<()> {
-        let matters = match write {
+        match write {
             Write::Apply { node, uid, spec } => {
-                let eninode = self.kube.apply_eninode(&node, &uid, &spec).await?;
-                observe(&self.cluster, eninode)
+                let answer = Observed::new(self.kube.apply_eninode(&node, &uid, &spec).await?);
+                let mut cluster = self.cluster.lock().expect("cluster");
+                let before = cluster.eninodes.remove(&node);
+                let kept = answer.replacing(before.as_ref(), false);
+                cluster.eninodes.insert(node, kept);
             }
             Write::Delete { node } => {
                 self.kube.delete_eninode(&node).await?;
-                forget::<ENINode>(&self.cluster, &node)
+                self.cluster.lock().expect("cluster").eninodes.remove(&node);
             }
-        };
-        self.metrics.eninode_writes.inc();
-        if matters {
-            self.wake.notify_one();
         }
+        self.metrics.eninode_writes.inc();
         Ok(())
     }
 
