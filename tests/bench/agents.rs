@@ -16,7 +16,7 @@ use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::Request;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use multi_eni::api::{AttachmentState, ENINode};
 use multi_eni::manager::desired::desired;
@@ -58,7 +58,9 @@ pub async fn run(client: Client, writes: Arc<AgentWrites>) {
             sender
         })
         .collect();
-    let mut events = watcher(Api::<ENINode>::all(client), watcher::Config::default()).boxed();
+    let mut events = watcher(Api::<ENINode>::all(client), watcher::Config::default())
+        .default_backoff()
+        .boxed();
     while let Some(event) = events.next().await {
         if let Ok(watcher::Event::Apply(eninode) | watcher::Event::InitApply(eninode)) = event {
             // One node's objects always go to the same writer, in order.
