@@ -9,7 +9,7 @@ use multi_eni::manager::links::LinkState;
 use multi_eni::manager::netlink::{self, LinkEvent};
 use serde_json::json;
 
-use super::{attached, config, controller_writes, create_nodeeni, start_agent, wait_for_entry};
+use super::{attached, config, controller_writes, start_agent, wait_for_entry, with};
 use crate::support::control_plane::wait_for;
 use crate::support::netns::TestNetns;
 
@@ -41,7 +41,7 @@ async fn assert_left_alone(ns: &TestNetns, index: u32, what: &str) {
     );
 }
 
-/// One NodeENI of one subnet, of which node `node` has one ENI.
+/// One ENI of node `node`, of a NodeENI with one subnet.
 struct Entry {
     nodeeni: &'static str,
     node: &'static str,
@@ -49,22 +49,19 @@ struct Entry {
 }
 
 impl Entry {
-    /// Creates the NodeENI with `spec` and writes the controller's entry, the ENI at `mac`.
-    async fn create(&self, spec: serde_json::Value, mac: &str) {
-        let mut spec = spec;
-        spec["subnetIDs"] = json!([self.subnet]);
-        create_nodeeni(self.nodeeni, &spec).await;
-        let entry = attached(self.node, self.subnet, mac, 1);
-        controller_writes(self.nodeeni, &[entry]).await;
+    /// Writes the controller's entry, the ENI at `mac`, with the interface `settings`.
+    async fn create(&self, settings: serde_json::Value, mac: &str) {
+        let entry = with(attached(self.nodeeni, self.subnet, mac, 1), &settings);
+        controller_writes(self.node, &[entry]).await;
     }
 
     /// The agent's message once it reports the entry not configured.
     async fn refusal(&self) -> String {
         let entry = wait_for_entry(self.nodeeni, self.node, self.subnet, "a refusal", |e| {
-            e.configured == Some(false) && e.interface_message.is_some()
+            e.configured == Some(false) && e.message.is_some()
         })
         .await;
-        entry.interface_message.unwrap()
+        entry.message.unwrap()
     }
 }
 
@@ -76,8 +73,8 @@ async fn a_name_held_by_another_link_leaves_the_link_up_and_quiet() {
         node: "flap-node",
         subnet: "subnet-0000000e",
     };
-    let spec = json!({"interfaceName": "net-c", "mtu": 9001});
-    entry.create(spec, "02:00:00:00:05:0e").await;
+    let settings = json!({"interfaceName": "net-c", "mtu": 9001});
+    entry.create(settings, "02:00:00:00:05:0e").await;
     let ns = TestNetns::new();
     ns.add_link("net-c", "02:00:00:00:09:0e").await;
     ns.add_link("ens9", "02:00:00:00:05:0e").await;
@@ -122,8 +119,8 @@ async fn an_mtu_the_device_refuses_is_reported_and_not_tried_again() {
         node: "mtu-node",
         subnet: "subnet-0000000f",
     };
-    let spec = json!({"interfaceName": "data", "mtu": 9001});
-    entry.create(spec, "02:00:00:00:06:0f").await;
+    let settings = json!({"interfaceName": "data", "mtu": 9001});
+    entry.create(settings, "02:00:00:00:06:0f").await;
     let ns = TestNetns::new();
     // A VXLAN over a 1500-byte device takes at most 1450 (the kernel answers EINVAL above).
     ns.add_link("lower", "02:00:00:00:09:0f").await;
@@ -149,8 +146,8 @@ async fn a_link_the_kernel_will_not_set_up_is_reported_and_retried_with_backoff(
         node: "up-node",
         subnet: "subnet-00000010",
     };
-    let spec = json!({"interfaceName": "tunnel"});
-    entry.create(spec, "02:00:00:00:07:10").await;
+    let settings = json!({"interfaceName": "tunnel"});
+    entry.create(settings, "02:00:00:00:07:10").await;
     let ns = TestNetns::new();
     // A VXLAN opens its UDP port when set up: EADDRINUSE while a socket holds the port.
     let holder = ns.bind_udp(4790);

@@ -64,12 +64,14 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
     vc.apply_nodeeni("dpdk-missing", &missing).await;
 
     let entry = vc
-        .wait_entry("dpdk", "dpdkBound: true", |e| e.dpdk_bound == Some(true))
+        .wait_entry("dpdk", "dpdkBound: true", |e| {
+            e.status.dpdk_bound == Some(true)
+        })
         .await;
-    let mac = entry.mac_address.expect("the ENI's MAC");
+    let mac = entry.spec.mac_address.expect("the ENI's MAC");
     let pci = vm.pci_address(&mac).expect("the ENI is plugged");
-    assert_eq!(entry.pci_address.as_deref(), Some(pci.as_str()));
-    assert_eq!(entry.dpdk_driver.as_deref(), Some("uio_pci_generic"));
+    assert_eq!(entry.status.pci_address.as_deref(), Some(pci.as_str()));
+    assert_eq!(entry.status.dpdk_driver.as_deref(), Some("uio_pci_generic"));
     assert_eq!(driver(vm, &pci).await, "uio_pci_generic");
     assert!(
         vm.try_sh(&has_link(&mac)).await.unwrap().0 != 0,
@@ -100,15 +102,15 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
 
     let missing = vc
         .wait_entry("dpdk-missing", "the missing driver reported", |e| {
-            e.interface_message.is_some()
+            e.status.message.is_some()
         })
         .await;
-    let message = missing.interface_message.unwrap_or_default();
+    let message = missing.status.message.unwrap_or_default();
     assert!(
         message.contains("modprobe igb_uio") && message.contains("spec.dpdkDriver"),
         "{message}"
     );
-    let other_mac = missing.mac_address.expect("a MAC");
+    let other_mac = missing.spec.mac_address.expect("a MAC");
     let other_pci = vm.pci_address(&other_mac).expect("plugged");
     assert_eq!(driver(vm, &other_pci).await, "virtio-pci");
     vm.sh(&has_link(&other_mac)).await;
@@ -133,10 +135,10 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
     .await;
     let entry = vc
         .wait_entry("dpdk", "configured as a kernel interface", |e| {
-            e.configured == Some(true) && e.dpdk_bound != Some(true)
+            e.status.configured == Some(true) && e.status.dpdk_bound != Some(true)
         })
         .await;
-    assert_eq!(entry.interface_name.as_deref(), Some("dpdk0"));
+    assert_eq!(entry.status.interface_name.as_deref(), Some("dpdk0"));
     assert_eq!(driver(vm, &pci).await, "virtio-pci");
     let link = vm.sh("ip -o link show dpdk0").await;
     assert!(
@@ -157,10 +159,10 @@ async fn a_bound_eni_is_given_back_before_it_is_detached_and_unplugged() {
     vc.apply_nodeeni("dpdk-detach", &spec).await;
     let entry = vc
         .wait_entry("dpdk-detach", "dpdkBound: true", |e| {
-            e.dpdk_bound == Some(true)
+            e.status.dpdk_bound == Some(true)
         })
         .await;
-    let mac = entry.mac_address.expect("the ENI's MAC");
+    let mac = entry.spec.mac_address.expect("the ENI's MAC");
     let pci = vm.pci_address(&mac).expect("plugged");
     assert_eq!(driver(vm, &pci).await, "uio_pci_generic");
     // The device may be back and gone again between two looks from here: the guest notes

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use multi_eni::api::Attachment;
+use multi_eni::api::{InterfaceSpec, InterfaceStatus};
 use serde_json::{Value, json};
 
 use crate::support::ec2sim::SimConfig;
@@ -76,14 +76,14 @@ impl VmCluster {
         self.cluster.apply_nodeeni(name, spec).await;
     }
 
-    /// Waits until the NodeENI's entry for this node satisfies `check`; panics with the
+    /// Waits until this node's interface of a NodeENI satisfies `check`; panics with the
     /// agent's log too.
     pub async fn wait_entry(
         &self,
         nodeeni: &str,
         what: &str,
-        check: impl Fn(&Attachment) -> bool,
-    ) -> Attachment {
+        check: impl Fn(&Interface) -> bool,
+    ) -> Interface {
         let found = tokio::time::timeout(Duration::from_mins(2), async {
             loop {
                 if let Some(entry) = self.entry(nodeeni).await
@@ -106,10 +106,23 @@ impl VmCluster {
         }
     }
 
-    /// This node's entry of a NodeENI's status.
-    pub async fn entry(&self, nodeeni: &str) -> Option<Attachment> {
-        let object = self.cluster.nodeenis().get_opt(nodeeni).await.ok()??;
-        let attachments = object.status?.attachments;
-        attachments.into_iter().find(|e| e.node_name == self.node)
+    /// This node's interface of a NodeENI, from its ENINode.
+    pub async fn entry(&self, nodeeni: &str) -> Option<Interface> {
+        let eninode = self.cluster.eninodes().get_opt(self.node).await.ok()??;
+        let spec = (eninode.spec.interfaces.into_iter()).find(|i| i.node_eni == nodeeni)?;
+        let reports = eninode.status.into_iter().flat_map(|s| s.interfaces);
+        let status = reports
+            .into_iter()
+            .find(|r| r.node_eni == nodeeni && r.subnet_id == spec.subnet_id)
+            .unwrap_or_default();
+        Some(Interface { spec, status })
     }
+}
+
+/// A node's interface of a NodeENI: the controller's spec entry, and the agent's report
+/// (empty until it reports).
+#[derive(Debug)]
+pub struct Interface {
+    pub spec: InterfaceSpec,
+    pub status: InterfaceStatus,
 }
