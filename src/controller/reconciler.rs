@@ -457,10 +457,11 @@ impl Reconciler {
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            // Boxed, so that the SDK's large futures exist only for the actions under way, not
-            // for every queued one.
+            // Boxed, so that the SDK's and the API client's large futures exist only for the
+            // actions under way, not in every queued task (thousands, at the start of a large
+            // cluster's convergence).
             let outcome = Box::pin(execute(&this.ec2, &this.view, action.clone())).await;
-            this.record(&action, outcome).await;
+            Box::pin(this.record(&action, outcome)).await;
             this.memory.lock().expect("memory").in_flight.remove(&key);
             this.wake.notify_one();
         });
