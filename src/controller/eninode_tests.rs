@@ -276,7 +276,11 @@ fn an_unwanted_eni_held_for_dpdk_keeps_an_entry_until_released() {
             entry.state,
             entry.reason.as_deref()
         ),
-        ("dpdk", AttachmentState::Detaching, Some(reasons::DPDK_RELEASE))
+        (
+            "dpdk",
+            AttachmentState::Detaching,
+            Some(reasons::DPDK_RELEASE)
+        )
     );
     assert_eq!(entry.eni_id.as_deref(), Some(held.id.as_str()));
     assert_eq!(entry.mac_address.as_deref(), Some("02:00:00:00:00:01"));

@@ -468,7 +468,7 @@ async fn check_first_attachments(cluster: &SimCluster, nodes: &[(&str, &String, 
         assert_eq!(interface.device_index, Some(2));
         assert_eq!(interface.state, AttachmentState::Attached);
         assert_eq!(
-            interface.subnet_cidr.as_deref().map(|c| c.ends_with("/20")),
+            interface.subnet_cidr.as_deref().map(|c| c.ends_with("/18")),
             Some(true)
         );
     }
