@@ -141,6 +141,10 @@ impl Args {
             poll: self.transition_poll,
             dpdk_release_timeout: self.dpdk_release_timeout,
         };
+        // With or without adoption: until then, no write to such a NodeENI succeeds.
+        crate::controller::migration::clear_unreadable_statuses(&client)
+            .await
+            .context("clearing NodeENI statuses this version cannot read")?;
         let reconciler = Reconciler::new(
             settings,
             ec2,

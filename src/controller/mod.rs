@@ -8,6 +8,7 @@ pub mod executor;
 pub mod kube_io;
 pub mod leader;
 pub mod metrics;
+pub mod migration;
 pub mod plan;
 pub mod reasons;
 pub mod reconciler;
