@@ -12,3 +12,4 @@ mod ec2;
 mod ec2sim;
 mod image;
 mod manager;
+mod migration;
