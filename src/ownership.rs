@@ -16,6 +16,28 @@
 //! finds what exists by these tags, never from memory, so a restart adopts what exists.
 //! A CreateNetworkInterface carries a ClientToken derived from the same identity, so a
 //! request repeated after a crash or a lost answer returns the ENI created the first time.
+//!
+//! ## ENIs of aws-multi-eni-controller (the predecessor), adopted
+//!
+//! With `--adopt-predecessor-enis`, the controller also reads the ENIs the predecessor
+//! created. It tags them (aws-multi-eni-controller v1.3.8, `createENIInSubnet`):
+//!
+//! | tag | value |
+//! |---|---|
+//! | `kubernetes.io/cluster/managed-by` | `nodeeni-controller` (no cluster name) |
+//! | `NodeENI` | the NodeENI's name |
+//! | `Node` | the node's name |
+//! | `SubnetID` | the subnet ID |
+//! | `Name` | `nodeeni-<nodeeni>-<node>-<last 8 characters of the subnet ID>` |
+//! | `node.k8s.amazonaws.com/no_manage` | `true` |
+//!
+//! An ENI is adopted by one CreateTags adding the tags of the table above (the owner being
+//! the NodeENI, node and subnet its tags name, and the node's instance); the predecessor's
+//! tags stay. Tags are ownership, so from then on it is an ordinary ENI of this cluster: its
+//! ClientToken (it had none) never matters, because a slot with an ENI creates nothing. The
+//! controller's reconciler decides which ENIs qualify (`controller::adopt`): the predecessor's
+//! tags name no cluster, so only ENIs of a NodeENI and a Node of this cluster, attached to
+//! that node's instance or available, are candidates.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +47,39 @@ pub const NODE_TAG: &str = "multi-eni.k8s.aws/node";
 pub const INSTANCE_TAG: &str = "multi-eni.k8s.aws/instance";
 pub const SUBNET_TAG: &str = "multi-eni.k8s.aws/subnet";
 pub const NO_MANAGE_TAG: &str = "node.k8s.amazonaws.com/no_manage";
+
+/// The predecessor's ownership tag, and its one value.
+pub const PREDECESSOR_TAG: &str = "kubernetes.io/cluster/managed-by";
+pub const PREDECESSOR_VALUE: &str = "nodeeni-controller";
+pub const PREDECESSOR_NODEENI_TAG: &str = "NodeENI";
+pub const PREDECESSOR_NODE_TAG: &str = "Node";
+pub const PREDECESSOR_SUBNET_TAG: &str = "SubnetID";
+
+/// What the predecessor's tags say an ENI was created for (no cluster, no instance).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PredecessorOwner {
+    pub nodeeni: String,
+    pub node: String,
+    pub subnet: String,
+}
+
+impl PredecessorOwner {
+    /// `None` unless the ENI carries the predecessor's tags and none of multi-eni's complete
+    /// ownership (an ENI adopted already is an ENI of ours, or of another cluster).
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Option<PredecessorOwner> {
+        if tags.get(PREDECESSOR_TAG).map(String::as_str) != Some(PREDECESSOR_VALUE)
+            || Owner::from_tags(tags).is_some()
+        {
+            return None;
+        }
+        let tag = |key| tags.get(key).filter(|value| !value.is_empty()).cloned();
+        Some(PredecessorOwner {
+            nodeeni: tag(PREDECESSOR_NODEENI_TAG)?,
+            node: tag(PREDECESSOR_NODE_TAG)?,
+            subnet: tag(PREDECESSOR_SUBNET_TAG)?,
+        })
+    }
+}
 
 /// Who an ENI belongs to: one NodeENI's ENI for one instance in one subnet.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,6 +185,33 @@ mod tests {
             Owner::from_tags(&BTreeMap::from([("team".into(), "net".into())])),
             None
         );
+    }
+
+    #[test]
+    fn the_predecessors_tags_name_an_owner_until_the_eni_is_adopted() {
+        let mut tags = BTreeMap::from([
+            (PREDECESSOR_TAG.to_owned(), PREDECESSOR_VALUE.to_owned()),
+            ("NodeENI".into(), "multus".into()),
+            ("Node".into(), "ip-10-0-1-5".into()),
+            ("SubnetID".into(), "subnet-0a1b2c3d".into()),
+            ("Name".into(), "nodeeni-multus-ip-10-0-1-5-0a1b2c3d".into()),
+        ]);
+        let predecessor = PredecessorOwner {
+            nodeeni: "multus".into(),
+            node: "ip-10-0-1-5".into(),
+            subnet: "subnet-0a1b2c3d".into(),
+        };
+        assert_eq!(PredecessorOwner::from_tags(&tags), Some(predecessor));
+        let mut other = tags.clone();
+        other.insert(PREDECESSOR_TAG.into(), "someone-else".into());
+        assert_eq!(PredecessorOwner::from_tags(&other), None);
+        other = tags.clone();
+        other.remove("Node");
+        assert_eq!(PredecessorOwner::from_tags(&other), None);
+        // Adopted: ours now, not the predecessor's.
+        tags.extend(owner().tags(&BTreeMap::new()));
+        assert_eq!(PredecessorOwner::from_tags(&tags), None);
+        assert_eq!(Owner::from_tags(&tags), Some(owner()));
     }
 
     #[test]

@@ -81,6 +81,21 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
+
+    /// Migrate from aws-multi-eni-controller (scale it and its agent DaemonSet to zero first):
+    /// adopt its ENIs instead of creating new ones, and replace its finalizer with ours. An
+    /// ENI it made (tag kubernetes.io/cluster/managed-by=nodeeni-controller) whose NodeENI,
+    /// Node and SubnetID tags name a NodeENI and a Node of this cluster and a subnet of that
+    /// NodeENI in the node's zone, attached to that node's instance or available, is adopted:
+    /// tagged as this cluster's (CreateTags), then DeleteOnTermination set as the spec says;
+    /// an available one is attached for its slot, or, when its slot has an ENI already, deleted
+    /// after --gc-grace-period. Those of a NodeENI being deleted are adopted and removed. Left
+    /// alone: ENIs without its tags, its ENIs naming a NodeENI, node or subnet this cluster
+    /// does not have or attached to another instance, and an attached one whose slot has an ENI
+    /// of multi-eni already. Off (the default), every ENI it made is foreign. Costs one more
+    /// DescribeNetworkInterfaces per refresh; turn it off once every NodeENI is Ready.
+    #[arg(long, env = "ADOPT_PREDECESSOR_ENIS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub adopt_predecessor_enis: bool,
 }
 
 fn parse_budget(value: &str) -> Result<f64, String> {
@@ -143,7 +158,12 @@ impl Args {
             gc_grace: self.gc_grace_period,
             poll: self.transition_poll,
             dpdk_release_timeout: self.dpdk_release_timeout,
+            adopt_predecessor: self.adopt_predecessor_enis,
         };
+        // With or without adoption: until then, no write to such a NodeENI succeeds.
+        crate::controller::migration::clear_unreadable_statuses(&client)
+            .await
+            .context("clearing NodeENI statuses this version cannot read")?;
         let reconciler = Reconciler::new(
             settings,
             ec2,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::ec2::types::{AttachmentStatus, Eni, EniAttachment, EniStatus};
 use crate::ec2::{Ec2, Error as Ec2Error, ErrorKind};
-use crate::ownership::Owner;
+use crate::ownership::{CLUSTER_TAG, Owner};
 
 use super::plan::{Action, AttachTo};
 
@@ -59,9 +59,14 @@ impl View {
         }
     }
 
-    /// Whether an attach or detach is still in progress (EC2 finishes them asynchronously).
+    /// Whether an attach or detach of ours is still in progress (EC2 finishes them
+    /// asynchronously); ENIs of the predecessor not adopted yet do not count.
     pub fn in_transition(&self) -> bool {
-        self.enis.values().any(|eni| {
+        let mut ours = self
+            .enis
+            .values()
+            .filter(|eni| eni.tags.contains_key(CLUSTER_TAG));
+        ours.any(|eni| {
             matches!(eni.status, EniStatus::Attaching | EniStatus::Detaching)
                 || eni
                     .attachment
@@ -97,6 +102,10 @@ pub enum Step {
     Modified {
         eni_id: String,
     },
+    /// Tagged as this cluster's (an ENI of the predecessor).
+    Adopted {
+        eni_id: String,
+    },
     Detached {
         eni_id: String,
     },
@@ -108,23 +117,13 @@ pub enum Step {
 /// Performs `action`, recording every step in `view`.
 pub async fn execute(ec2: &Ec2, view: &Arc<Mutex<View>>, action: Action) -> Outcome {
     let mut done = Vec::new();
-    let slot = slot_of(&action);
+    let slot = action.slot().cloned();
     match run(ec2, view, action, &mut done).await {
         Ok(()) => Outcome::Done(done),
         Err(error) => {
             view.lock().expect("view lock").stale = true;
             Outcome::Failed { done, slot, error }
         }
-    }
-}
-
-fn slot_of(action: &Action) -> Option<Owner> {
-    match action {
-        Action::Create { slot, .. }
-        | Action::Attach { slot, .. }
-        | Action::SetDeleteOnTermination { slot, .. }
-        | Action::SetSourceDestCheck { slot, .. } => Some(slot.clone()),
-        Action::Detach { .. } | Action::Delete { .. } => None,
     }
 }
 
@@ -178,6 +177,12 @@ async fn run(
             ec2.set_source_dest_check(&eni_id, value).await?;
             update(&|view| view.modify(&eni_id, |eni| eni.source_dest_check = Some(value)));
             done.push(Step::Modified { eni_id });
+            Ok(())
+        }
+        Action::Adopt { eni_id, tags, .. } => {
+            ec2.tag_eni(&eni_id, &tags).await?;
+            update(&|view| view.modify(&eni_id, |eni| eni.tags.extend(tags.clone())));
+            done.push(Step::Adopted { eni_id });
             Ok(())
         }
         Action::Detach {

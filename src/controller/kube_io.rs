@@ -19,6 +19,10 @@ use super::status::FIELD_MANAGER;
 /// Keeps a NodeENI until its ENIs are gone.
 pub const FINALIZER: &str = "multi-eni.k8s.aws/cleanup";
 
+/// aws-multi-eni-controller's finalizer: with `--adopt-predecessor-enis` it is replaced by
+/// ours (in one patch), and removed with ours from a NodeENI being deleted.
+pub const PREDECESSOR_FINALIZER: &str = "nodeeni.networking.k8s.aws/finalizer";
+
 pub struct KubeIo {
     client: Client,
     recorder: Recorder,
@@ -40,21 +44,36 @@ impl KubeIo {
         Api::all(self.client.clone())
     }
 
-    pub async fn ensure_finalizer(&self, nodeeni: &NodeENI) -> kube::Result<()> {
-        if nodeeni.finalizers().iter().any(|f| f == FINALIZER) {
+    /// Adds our finalizer and, with `replace_predecessor`, removes the predecessor's in the
+    /// same patch (so that it goes only once ours is in place).
+    pub async fn ensure_finalizer(
+        &self,
+        nodeeni: &NodeENI,
+        replace_predecessor: bool,
+    ) -> kube::Result<()> {
+        let current = nodeeni.finalizers();
+        let stale = |f: &String| replace_predecessor && f == PREDECESSOR_FINALIZER;
+        if current.iter().any(|f| f == FINALIZER) && !current.iter().any(stale) {
             return Ok(());
         }
-        let mut finalizers = nodeeni.finalizers().to_vec();
-        finalizers.push(FINALIZER.into());
+        let mut finalizers: Vec<String> = current.iter().filter(|f| !stale(f)).cloned().collect();
+        if !finalizers.iter().any(|f| f == FINALIZER) {
+            finalizers.push(FINALIZER.into());
+        }
         self.set_finalizers(nodeeni, finalizers).await.map(drop)
     }
 
-    /// Removes the finalizer; false when the object changed since it was read (409), or is gone.
-    pub async fn remove_finalizer(&self, nodeeni: &NodeENI) -> kube::Result<bool> {
+    /// Removes our finalizer (and, with `and_predecessor`, the predecessor's); false when the
+    /// object changed since it was read (409), or is gone.
+    pub async fn remove_finalizer(
+        &self,
+        nodeeni: &NodeENI,
+        and_predecessor: bool,
+    ) -> kube::Result<bool> {
         let finalizers: Vec<String> = nodeeni
             .finalizers()
             .iter()
-            .filter(|f| *f != FINALIZER)
+            .filter(|f| *f != FINALIZER && !(and_predecessor && *f == PREDECESSOR_FINALIZER))
             .cloned()
             .collect();
         self.set_finalizers(nodeeni, finalizers).await
@@ -148,6 +167,10 @@ impl KubeIo {
             ),
             // Part of attaching (DeleteOnTermination) or a repair: no event of its own.
             Step::Modified { .. } => return,
+            Step::Adopted { eni_id } => (
+                "Adopted",
+                format!("adopted {eni_id}, made by aws-multi-eni-controller"),
+            ),
             Step::Detached { eni_id } => ("Detached", format!("detaching {eni_id}")),
             Step::Deleted { eni_id } => ("Deleted", format!("deleted {eni_id}")),
         };
@@ -183,7 +206,7 @@ impl KubeIo {
             let cluster = cluster.lock().expect("cluster");
             cluster
                 .nodeenis
-                .get(nodeeni_of(action))
+                .get(&action.owner().nodeeni)
                 .map(|nodeeni| nodeeni.object_ref(&()))
         };
         let Some(reference) = reference else { return };
@@ -200,12 +223,3 @@ impl KubeIo {
     }
 }
 
-fn nodeeni_of(action: &Action) -> &str {
-    match action {
-        Action::Create { slot, .. }
-        | Action::Attach { slot, .. }
-        | Action::SetDeleteOnTermination { slot, .. }
-        | Action::SetSourceDestCheck { slot, .. } => &slot.nodeeni,
-        Action::Detach { owner, .. } | Action::Delete { owner, .. } => &owner.nodeeni,
-    }
-}

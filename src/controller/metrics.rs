@@ -1,7 +1,5 @@
 //! The controller's own metrics (the EC2 client counts its calls itself).
 
-use std::collections::BTreeMap;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -66,10 +64,10 @@ impl Metrics {
         );
     }
 
-    pub fn observe_enis(&self, enis: &BTreeMap<String, Eni>) {
+    pub fn observe_enis(&self, enis: &[&Eni]) {
         for state in ["available", "attaching", "in-use", "detaching", "other"] {
             let count = enis
-                .values()
+                .iter()
                 .filter(|eni| label(&eni.status) == state)
                 .count();
             self.enis

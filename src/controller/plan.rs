@@ -1,5 +1,6 @@
 //! The planner: `plan(wanted, observed) -> actions`, and what to report for every slot.
-//! Pure: it sees EC2 only through the data it is given.
+//! Pure: it sees EC2 only through the data it is given. The predecessor's ENIs that a slot
+//! adopts are chosen in [`super::adopt`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use crate::ec2::types::{
 };
 use crate::ownership::Owner;
 
+use super::adopt;
 use super::desired::Slot;
 use super::reasons;
 
@@ -76,6 +78,11 @@ pub struct Context {
     pub orphans_since: BTreeMap<String, Instant>,
     pub gc_grace: Duration,
     pub now: Option<Instant>,
+    /// `--adopt-predecessor-enis`: the ENIs of aws-multi-eni-controller among those given to
+    /// [`plan`] may be adopted (see [`super::adopt`]); off, they are foreign like any other.
+    pub adopt_predecessor: bool,
+    /// The instance of every Node of this cluster that has one, by node name.
+    pub node_instances: BTreeMap<String, String>,
 }
 
 /// A failed attempt at a slot.
@@ -122,6 +129,14 @@ pub enum Action {
         eni_id: String,
         value: bool,
     },
+    /// Adoption of an ENI of the predecessor: CreateTags with `tags` (this cluster's ownership
+    /// tags for `owner`), after which it is an ordinary ENI of ours (the next plan repairs its
+    /// DeleteOnTermination, attaches it, or removes it).
+    Adopt {
+        owner: Owner,
+        eni_id: String,
+        tags: BTreeMap<String, String>,
+    },
     /// Removal of an ENI no slot wants; `owner` is what its tags say.
     Detach {
         owner: Owner,
@@ -132,6 +147,28 @@ pub enum Action {
         owner: Owner,
         eni_id: String,
     },
+}
+
+impl Action {
+    /// The slot this action fills, repairs or adopts for (removals have none).
+    pub fn slot(&self) -> Option<&Owner> {
+        match self {
+            Action::Create { slot, .. }
+            | Action::Attach { slot, .. }
+            | Action::SetDeleteOnTermination { slot, .. }
+            | Action::SetSourceDestCheck { slot, .. } => Some(slot),
+            Action::Adopt { owner, .. } => Some(owner),
+            Action::Detach { .. } | Action::Delete { .. } => None,
+        }
+    }
+
+    /// Whose ENI it acts on: the slot's, or what a removed ENI's tags say.
+    pub fn owner(&self) -> &Owner {
+        match self {
+            Action::Detach { owner, .. } | Action::Delete { owner, .. } => owner,
+            other => other.slot().expect("every other action has a slot"),
+        }
+    }
 }
 
 /// What to report for a slot.
@@ -151,17 +188,21 @@ pub struct Plan {
     pub describe: BTreeSet<String>,
     /// Owned ENIs that belong to no wanted slot (those of unresolved NodeENIs aside).
     pub orphans: Vec<String>,
-    /// Of the orphans, those whose owner this process cannot see (the grace period's).
+    /// Of the orphans, those whose owner this process cannot see (the grace period's); also
+    /// available ENIs of the predecessor waiting for the grace period.
     pub unseen: Vec<String>,
+    /// NodeENIs with ENIs of the predecessor still to adopt: their finalizers stay.
+    pub adopting: BTreeSet<String>,
 }
 
-/// Plans every wanted slot against the owned ENIs.
-pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
+/// Plans every wanted slot against the ENIs EC2 lists: this cluster's (others are ignored)
+/// and, with [`Context::adopt_predecessor`], the predecessor's.
+pub fn plan(wants: &[Want], enis: &[Eni], context: &Context) -> Plan {
     let mut plan = Plan::default();
     let mut by_owner: BTreeMap<Owner, Vec<&Eni>> = BTreeMap::new();
     // Indices in use per instance: our own attachments count even before EC2 lists them.
     let mut reserved: BTreeMap<String, Vec<(i32, i32)>> = BTreeMap::new();
-    let owned: Vec<&Eni> = owned
+    let owned: Vec<&Eni> = enis
         .iter()
         .filter(|eni| {
             Owner::from_tags(&eni.tags).is_some_and(|owner| owner.cluster == context.cluster)
@@ -176,6 +217,10 @@ pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
             taken.push((attachment.network_card_index, attachment.device_index));
         }
     }
+    let adoption = {
+        let filled: BTreeSet<&Owner> = by_owner.keys().collect();
+        adopt::choose(wants, enis, &filled, context)
+    };
     let gone = |instance: &str| {
         context
             .instances
@@ -204,6 +249,13 @@ pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
             continue;
         }
         enis.sort_by_key(|eni| keep_rank(eni, &owner.instance));
+        if enis.is_empty()
+            && let Some(found) = adoption.for_slot.get(owner)
+        {
+            let report = adopt::plan_slot(want, found, context, &mut plan);
+            plan.reports.insert(owner.clone(), report);
+            continue;
+        }
         let keep = if enis.is_empty() {
             None
         } else {
@@ -236,6 +288,7 @@ pub fn plan(wants: &[Want], owned: &[Eni], context: &Context) -> Plan {
             plan.actions.push(action);
         }
     }
+    adoption.plan_removals(context, &mut plan);
     plan
 }
 
@@ -257,6 +310,35 @@ fn report(state: AttachmentState, eni: Option<&Eni>) -> SlotReport {
     }
 }
 
+/// The report of a slot left alone this pass: an action of it is under way, or its last one
+/// failed and it waits for its retry (or, permanent, for a change).
+pub(super) fn waiting(owner: &Owner, eni: Option<&Eni>, context: &Context) -> Option<SlotReport> {
+    if context.in_flight.contains(owner) {
+        let state = if eni.is_some() {
+            AttachmentState::Attaching
+        } else {
+            AttachmentState::Pending
+        };
+        return Some(report(state, eni));
+    }
+    let failure = context.failures.get(owner).filter(|failure| {
+        failure
+            .retry_at
+            .is_none_or(|at| context.now.is_some_and(|now| now < at))
+    })?;
+    let state = if failure.retry_at.is_none() {
+        AttachmentState::Failed
+    } else {
+        AttachmentState::Pending
+    };
+    Some(SlotReport {
+        state,
+        eni: eni.cloned(),
+        reason: Some(failure.reason.clone()),
+        message: Some(failure.message.clone()),
+    })
+}
+
 fn plan_slot(
     want: &Want,
     eni: Option<&Eni>,
@@ -265,30 +347,8 @@ fn plan_slot(
     plan: &mut Plan,
 ) -> SlotReport {
     let owner = &want.slot.owner;
-    if context.in_flight.contains(owner) {
-        let state = if eni.is_some() {
-            AttachmentState::Attaching
-        } else {
-            AttachmentState::Pending
-        };
-        return report(state, eni);
-    }
-    if let Some(failure) = context.failures.get(owner)
-        && failure
-            .retry_at
-            .is_none_or(|at| context.now.is_some_and(|now| now < at))
-    {
-        let state = if failure.retry_at.is_none() {
-            AttachmentState::Failed
-        } else {
-            AttachmentState::Pending
-        };
-        return SlotReport {
-            state,
-            eni: eni.cloned(),
-            reason: Some(failure.reason.clone()),
-            message: Some(failure.message.clone()),
-        };
+    if let Some(report) = waiting(owner, eni, context) {
+        return report;
     }
     match eni.and_then(|eni| eni.attachment.as_ref().map(|attachment| (eni, attachment))) {
         Some((eni, attachment)) if attachment.instance_id == owner.instance => {
@@ -494,20 +554,21 @@ fn remove(eni: &Eni, owner: Owner, seen: bool, context: &Context) -> Option<Acti
             })
         }
         (None, EniStatus::Available) => {
-            let since = context.orphans_since.get(&eni.id).copied();
-            let grace_over = match (since, context.now) {
-                (Some(since), Some(now)) => {
-                    now.saturating_duration_since(since) >= context.gc_grace
-                }
-                _ => false,
-            };
             let now = seen || context.detached_by_us.contains(&eni.id);
-            (now || grace_over).then(|| Action::Delete {
+            (now || grace_over(&eni.id, context)).then(|| Action::Delete {
                 owner,
                 eni_id: eni.id.clone(),
             })
         }
         _ => None,
+    }
+}
+
+/// Whether the ENI has been waiting (in [`Context::orphans_since`]) for the grace period.
+pub(super) fn grace_over(eni_id: &str, context: &Context) -> bool {
+    match (context.orphans_since.get(eni_id), context.now) {
+        (Some(since), Some(now)) => now.saturating_duration_since(*since) >= context.gc_grace,
+        _ => false,
     }
 }
 
@@ -531,3 +592,7 @@ fn span(cards: &BTreeSet<i32>) -> String {
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "adopt_tests.rs"]
+mod adopt_tests;

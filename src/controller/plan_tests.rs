@@ -8,7 +8,7 @@ use crate::ec2::types::{EniAttachment, Subnet};
 
 const CLUSTER: &str = "prod";
 
-fn owner(node: &str, instance: &str, subnet: &str) -> Owner {
+pub(super) fn owner(node: &str, instance: &str, subnet: &str) -> Owner {
     Owner {
         cluster: CLUSTER.into(),
         nodeeni: "multus".into(),
@@ -18,7 +18,7 @@ fn owner(node: &str, instance: &str, subnet: &str) -> Owner {
     }
 }
 
-fn want(node: &str, instance: &str, subnet: &str, preferred_index: i32) -> Want {
+pub(super) fn want(node: &str, instance: &str, subnet: &str, preferred_index: i32) -> Want {
     let owner = owner(node, instance, subnet);
     Want {
         slot: Slot {
@@ -41,7 +41,11 @@ fn want(node: &str, instance: &str, subnet: &str, preferred_index: i32) -> Want 
     }
 }
 
-fn eni(id: &str, owner: &Owner, attachment: Option<(i32, AttachmentStatus, bool)>) -> Eni {
+pub(super) fn eni(
+    id: &str,
+    owner: &Owner,
+    attachment: Option<(i32, AttachmentStatus, bool)>,
+) -> Eni {
     Eni {
         id: id.into(),
         subnet_id: owner.subnet.clone(),
@@ -65,7 +69,7 @@ fn eni(id: &str, owner: &Owner, attachment: Option<(i32, AttachmentStatus, bool)
     }
 }
 
-fn running(indices: &[i32], max: i32) -> InstanceFacts {
+pub(super) fn running(indices: &[i32], max: i32) -> InstanceFacts {
     InstanceFacts {
         instance_type: "m5.large".into(),
         state: InstanceState::Running,
@@ -86,7 +90,7 @@ fn running(indices: &[i32], max: i32) -> InstanceFacts {
 }
 
 /// The NodeENI "multus" seen and planned, and these instances described.
-fn context(instances: &[(&str, InstanceFacts)]) -> Context {
+pub(super) fn context(instances: &[(&str, InstanceFacts)]) -> Context {
     Context {
         cluster: CLUSTER.into(),
         nodeenis: BTreeMap::from([("multus".to_owned(), NodeEniState::Planned)]),

@@ -23,6 +23,9 @@ reasons! {
     PROGRESSING = "Progressing",
     /// The NodeENI is deleted; its ENIs are being removed before the finalizer goes.
     DELETING = "Deleting",
+    /// An ENI of aws-multi-eni-controller is being tagged as this cluster's
+    /// (`--adopt-predecessor-enis`).
+    ADOPTING = "Adopting",
     /// The node agent reports `configured: false`.
     INTERFACE_NOT_CONFIGURED = "InterfaceNotConfigured",
     /// An unwanted ENI stays attached until the node agent gives its device back from DPDK.
@@ -72,6 +75,9 @@ reasons! {
     MODIFY_FAILED = "ModifyFailed",
     DETACH_FAILED = "DetachFailed",
     DELETE_FAILED = "DeleteFailed",
+    /// Tagging an ENI of aws-multi-eni-controller as this cluster's failed (UnauthorizedOperation
+    /// is `Unauthorized`: the IAM policy lacks the migration's statement).
+    ADOPT_FAILED = "AdoptFailed",
 }
 
 /// The reason a failed EC2 call is reported with, when its code says more than the
@@ -110,6 +116,7 @@ pub fn failure_reason(action: &Action, error: &Ec2Error) -> &'static str {
         }
         (_, Action::Detach { .. }) => DETACH_FAILED,
         (_, Action::Delete { .. }) => DELETE_FAILED,
+        (_, Action::Adopt { .. }) => ADOPT_FAILED,
     }
 }
 

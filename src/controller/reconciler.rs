@@ -13,7 +13,8 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::api::NodeENI;
 use crate::ec2::Ec2;
-use crate::ownership::{NODEENI_TAG, Owner};
+use crate::ec2::types::Eni;
+use crate::ownership::{CLUSTER_TAG, NODEENI_TAG, Owner, PREDECESSOR_TAG, PREDECESSOR_VALUE};
 
 use super::desired::{Desired, NodeInfo, desired};
 use super::eninode::Observed;
@@ -42,6 +43,9 @@ pub struct Settings {
     pub poll: Duration,
     /// How long a DPDK-bound ENI is kept attached, waiting for the node agent to release it.
     pub dpdk_release_timeout: Duration,
+    /// `--adopt-predecessor-enis`: describe the ENIs of aws-multi-eni-controller too, adopt
+    /// those that qualify ([`super::adopt`]), and replace its finalizer with ours.
+    pub adopt_predecessor: bool,
 }
 
 /// What the watches keep up to date.
@@ -157,22 +161,53 @@ impl Reconciler {
             .values()
             .filter(|n| n.metadata.deletion_timestamp.is_none())
         {
-            self.kube.ensure_finalizer(nodeeni).await?;
+            self.kube
+                .ensure_finalizer(nodeeni, self.settings.adopt_predecessor)
+                .await?;
         }
         self.refresh_view().await?;
         let (wants, planned) = self.wanted(&nodeenis, &nodes).await;
         let states = planned.iter().map(|p| (p.name.clone(), p.state)).collect();
-        let mut plan = self.plan(&wants, &states).await?;
+        let node_instances = nodes
+            .iter()
+            .filter_map(|node| Some((node.name.clone(), node.instance.clone()?)))
+            .collect();
+        let mut plan = self.plan(&wants, &states, &node_instances).await?;
         self.track_orphans(&plan);
         for action in std::mem::take(&mut plan.actions) {
             self.start(action);
         }
         self.write_objects(&nodeenis, &planned, &plan).await?;
-        self.release_finalizers(&nodeenis).await?;
+        self.release_finalizers(&nodeenis, &plan.adopting).await?;
         self.schedule();
-        self.metrics
-            .observe_enis(&self.view.lock().expect("view").enis);
+        let view = self.view.lock().expect("view");
+        let owned: Vec<&Eni> = (view.enis.values())
+            .filter(|eni| eni.tags.contains_key(CLUSTER_TAG))
+            .collect();
+        self.metrics.observe_enis(&owned);
         Ok(())
+    }
+
+    /// One describe of what the view holds: every ENI of this cluster (one paginated call by
+    /// its tag) and, with adoption on, every ENI of the predecessor not tagged for a cluster
+    /// yet (one more, by the predecessor's tag).
+    async fn describe(&self) -> Result<Vec<Eni>, crate::ec2::Error> {
+        let mut enis = self
+            .ec2
+            .enis_tagged(CLUSTER_TAG, &self.settings.cluster)
+            .await?;
+        if self.settings.adopt_predecessor {
+            let theirs = self
+                .ec2
+                .enis_tagged(PREDECESSOR_TAG, PREDECESSOR_VALUE)
+                .await?;
+            enis.extend(
+                theirs
+                    .into_iter()
+                    .filter(|eni| !eni.tags.contains_key(CLUSTER_TAG)),
+            );
+        }
+        Ok(enis)
     }
 
     /// Describes the owned ENIs again when the view may be wrong, a transition is under way
@@ -186,10 +221,7 @@ impl Reconciler {
         };
         if due {
             let sent = Instant::now();
-            let enis = self
-                .ec2
-                .enis_tagged(crate::ownership::CLUSTER_TAG, &self.settings.cluster)
-                .await?;
+            let enis = self.describe().await?;
             self.view.lock().expect("view").replace(enis, sent);
         }
         Ok(())
@@ -298,6 +330,7 @@ impl Reconciler {
         &self,
         wants: &[Want],
         states: &BTreeMap<String, NodeEniState>,
+        node_instances: &BTreeMap<String, String>,
     ) -> anyhow::Result<Plan> {
         let enis: Vec<_> = self
             .view
@@ -307,7 +340,7 @@ impl Reconciler {
             .values()
             .cloned()
             .collect();
-        let first = plan(wants, &enis, &self.context(states));
+        let first = plan(wants, &enis, &self.context(states, node_instances));
         if first.describe.is_empty() {
             return Ok(first);
         }
@@ -338,10 +371,14 @@ impl Reconciler {
                 memory.instances.insert(id, (now, Some(fact)));
             }
         }
-        Ok(plan(wants, &enis, &self.context(states)))
+        Ok(plan(wants, &enis, &self.context(states, node_instances)))
     }
 
-    fn context(&self, states: &BTreeMap<String, NodeEniState>) -> Context {
+    fn context(
+        &self,
+        states: &BTreeMap<String, NodeEniState>,
+        node_instances: &BTreeMap<String, String>,
+    ) -> Context {
         let now = Instant::now();
         let mut memory = self.memory.lock().expect("memory");
         memory
@@ -381,6 +418,8 @@ impl Reconciler {
             orphans_since: memory.orphans_since.clone(),
             gc_grace: self.settings.gc_grace,
             now: Some(now),
+            adopt_predecessor: self.settings.adopt_predecessor,
+            node_instances: node_instances.clone(),
         }
     }
 
@@ -489,7 +528,7 @@ impl Reconciler {
         }
         match failure {
             None => {
-                if let Some(slot) = action_slot(action) {
+                if let Some(slot) = action.slot() {
                     self.memory.lock().expect("memory").failures.remove(slot);
                 }
             }
@@ -548,28 +587,31 @@ impl Reconciler {
         memory.failures.insert(slot, (failure, attempts));
     }
 
-    /// Removes the finalizer of a deleted NodeENI once EC2, described afresh, shows none of
-    /// its ENIs.
-    async fn release_finalizers(&self, nodeenis: &BTreeMap<String, NodeENI>) -> anyhow::Result<()> {
+    /// Removes the finalizer of a deleted NodeENI (and, with adoption on, the predecessor's)
+    /// once EC2, described afresh, shows none of its ENIs, and none of the predecessor's is
+    /// still to adopt (`adopting`).
+    async fn release_finalizers(
+        &self,
+        nodeenis: &BTreeMap<String, NodeENI>,
+        adopting: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
         for (name, nodeeni) in nodeenis
             .iter()
             .filter(|(_, n)| n.metadata.deletion_timestamp.is_some())
         {
-            if !self.owned_by(name).is_empty() {
+            if !self.owned_by(name).is_empty() || adopting.contains(name) {
                 continue;
             }
             let sent = Instant::now();
-            let enis = self
-                .ec2
-                .enis_tagged(crate::ownership::CLUSTER_TAG, &self.settings.cluster)
-                .await?;
+            let enis = self.describe().await?;
             let left = enis
                 .iter()
                 .any(|eni| eni.tags.get(NODEENI_TAG) == Some(name));
             self.view.lock().expect("view").replace(enis, sent);
+            let predecessor = self.settings.adopt_predecessor;
             // A conflict is most often this pass's own status write, which the watch does not
             // wake the loop for: another pass soon, with the object as it is now.
-            if !left && !self.kube.remove_finalizer(nodeeni).await? {
+            if !left && !self.kube.remove_finalizer(nodeeni, predecessor).await? {
                 tracing::debug!(nodeeni = %name, "the NodeENI changed meanwhile; removing the finalizer again");
                 self.wake_at(Instant::now() + Duration::from_millis(200));
             }
@@ -621,23 +663,9 @@ enum Key {
     Eni(String),
 }
 
-fn action_slot(action: &Action) -> Option<&Owner> {
-    match action {
-        Action::Create { slot, .. }
-        | Action::Attach { slot, .. }
-        | Action::SetDeleteOnTermination { slot, .. }
-        | Action::SetSourceDestCheck { slot, .. } => Some(slot),
-        Action::Detach { .. } | Action::Delete { .. } => None,
-    }
-}
-
 fn action_key(action: &Action) -> Key {
     match action {
         Action::Detach { eni_id, .. } | Action::Delete { eni_id, .. } => Key::Eni(eni_id.clone()),
-        other => Key::Slot(
-            action_slot(other)
-                .expect("slot actions have a slot")
-                .clone(),
-        ),
+        other => Key::Slot(other.owner().clone()),
     }
 }

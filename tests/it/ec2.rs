@@ -194,6 +194,7 @@ backends!(both:
     security_groups_by_name_stay_in_their_vpc,
     network_limits_are_asked_once,
     not_found_is_classified,
+    tagging_an_eni_adds_tags_and_keeps_the_others,
 );
 
 pub async fn create_tags_the_eni_at_creation(backend: Backend) {
@@ -219,6 +220,35 @@ pub async fn create_tags_the_eni_at_creation(backend: Backend) {
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].source_dest_check, Some(false));
+}
+
+/// Adoption's one call: CreateTags on an ENI someone else made, which keeps its tags.
+pub async fn tagging_an_eni_adds_tags_and_keeps_the_others(backend: Backend) {
+    let world = backend.world().await;
+    let created = backend
+        .sdk
+        .create_network_interface()
+        .subnet_id(&world.subnets[0])
+        .tag_specifications(name_tag(ResourceType::NetworkInterface, "theirs"))
+        .send()
+        .await
+        .unwrap();
+    let eni_id = created
+        .network_interface()
+        .and_then(|eni| eni.network_interface_id())
+        .unwrap();
+    let tags = world.owner(0).tags(&BTreeMap::new());
+    backend.ec2.tag_eni(eni_id, &tags).await.unwrap();
+    let listed = backend
+        .ec2
+        .enis_tagged(CLUSTER_TAG, &world.cluster)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, eni_id);
+    assert_eq!(Owner::from_tags(&listed[0].tags), Some(world.owner(0)));
+    assert_eq!(listed[0].tags["Name"], "theirs");
+    assert_eq!(backend.ec2.metrics().calls_of("CreateTags", "ok"), 1);
 }
 
 pub async fn attach_detach_and_delete(backend: Backend) {
@@ -419,9 +449,11 @@ pub async fn not_found_is_classified(backend: Backend) {
 
 // moto ignores ClientToken, accepts an occupied device index, a delete of an attached ENI,
 // attachments past the instance type's limit and across zones, ignores DeleteOnTermination
-// in ModifyNetworkInterfaceAttribute, and neither throttles nor fails on purpose.
+// in ModifyNetworkInterfaceAttribute, tags IDs it does not know, and neither throttles nor
+// fails on purpose.
 backends!(simulator:
     client_token_returns_the_first_eni,
+    tagging_an_unknown_eni_is_not_found,
     occupied_device_index_is_a_conflict,
     deleting_an_attached_eni_is_a_conflict,
     attaching_past_the_limit_is_limit_exceeded,
@@ -459,6 +491,17 @@ pub async fn client_token_returns_the_first_eni(backend: Backend) {
     backend.ec2.delete_eni(&first.id).await.unwrap();
     assert_eq!(backend.ec2.create_eni(&new).await.unwrap().id, first.id);
     assert!(!backend.ec2.eni_exists(&first.id).await.unwrap());
+}
+
+pub async fn tagging_an_unknown_eni_is_not_found(backend: Backend) {
+    let world = backend.world().await;
+    let tags = world.owner(0).tags(&BTreeMap::new());
+    let missing = backend
+        .ec2
+        .tag_eni("eni-0123456789abcdef0", &tags)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound, "{missing}");
 }
 
 pub async fn occupied_device_index_is_a_conflict(backend: Backend) {

@@ -12,4 +12,5 @@ mod ec2;
 mod ec2sim;
 mod image;
 mod manager;
+mod migration;
 mod node_vm;
