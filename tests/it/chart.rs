@@ -247,20 +247,10 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
 
 const RBAC_NAMESPACE: &str = "chart-rbac";
 
-/// Whether `service_account` of [`RBAC_NAMESPACE`] may make `request`, given as the
-/// arguments of `kubectl auth can-i`, e.g. "patch nodeenis.networking.k8s.aws --subresource=status".
+/// Whether `service_account` of [`RBAC_NAMESPACE`] may make `request` (`kubectl auth can-i`).
 fn may(service_account: &str, request: &str) -> bool {
-    let output = control_plane::shared()
-        .kubectl()
-        .args(["auth", "can-i"])
-        .args(request.split_whitespace())
-        .arg("--as")
-        .arg(format!(
-            "system:serviceaccount:{RBAC_NAMESPACE}:{service_account}"
-        ))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).trim() == "yes"
+    let user = format!("system:serviceaccount:{RBAC_NAMESPACE}:{service_account}");
+    control_plane::shared().can_i(&user, request)
 }
 
 #[test]

@@ -134,6 +134,19 @@ impl ControlPlane {
         command
     }
 
+    /// Whether `user` may make `request`, given as the arguments of `kubectl auth can-i`
+    /// (e.g. "patch eninodes.networking.k8s.aws --subresource=status").
+    pub fn can_i(&self, user: &str, request: &str) -> bool {
+        let output = self
+            .kubectl()
+            .args(["auth", "can-i"])
+            .args(request.split_whitespace())
+            .args(["--as", user])
+            .output()
+            .expect("run kubectl");
+        String::from_utf8_lossy(&output.stdout).trim() == "yes"
+    }
+
     /// `kubectl apply --server-side` of a manifest file; panics with kubectl's complaint.
     pub fn apply(&self, manifest: &Path) {
         let apply = self

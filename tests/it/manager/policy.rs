@@ -15,19 +15,8 @@ use crate::support::control_plane::{self, wait_for};
 #[tokio::test]
 async fn the_agent_may_do_only_what_it_needs() {
     agent_client("rbac-node").await;
-    let can = |request: &str| {
-        let output = control_plane::shared()
-            .kubectl()
-            .args(["auth", "can-i"])
-            .args(request.split_whitespace())
-            .arg("--as")
-            .arg(format!(
-                "system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
-            ))
-            .output()
-            .unwrap();
-        String::from_utf8(output.stdout).unwrap().trim() == "yes"
-    };
+    let user = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
+    let can = |request: &str| control_plane::shared().can_i(&user, request);
     let eninodes = "eninodes.networking.k8s.aws";
     let nodeenis = "nodeenis.networking.k8s.aws";
     for allowed in [
