@@ -28,18 +28,35 @@ impl View {
     /// than the answer and is kept (else an attach under way would look undone, and be done
     /// twice).
     pub fn replace(&mut self, enis: Vec<Eni>, sent: Instant) {
-        let mut fresh: BTreeMap<String, Eni> =
-            enis.into_iter().map(|eni| (eni.id.clone(), eni)).collect();
+        self.take(None, enis, sent);
+        self.stale = false;
+    }
+
+    /// Takes the answer of a describe of just `ids`, sent at `sent`: an ID missing from it
+    /// is gone from EC2 (unless we changed it since).
+    pub fn update(&mut self, ids: &[String], enis: Vec<Eni>, sent: Instant) {
+        self.take(Some(ids), enis, sent);
+    }
+
+    /// Puts the answer of a describe of `ids` (`None`: of every ENI) sent at `sent` in place
+    /// of what the view held of them, keeping what we changed since.
+    fn take(&mut self, ids: Option<&[String]>, enis: Vec<Eni>, sent: Instant) {
         self.touched.retain(|_, at| *at >= sent);
-        for id in self.touched.keys() {
-            match self.enis.get(id) {
-                Some(ours) => fresh.insert(id.clone(), ours.clone()),
-                None => fresh.remove(id),
+        let ours: Vec<(String, Option<Eni>)> = (self.touched.keys())
+            .map(|id| (id.clone(), self.enis.get(id).cloned()))
+            .collect();
+        match ids {
+            None => self.enis.clear(),
+            Some(ids) => ids.iter().for_each(|id| drop(self.enis.remove(id))),
+        }
+        (self.enis).extend(enis.into_iter().map(|eni| (eni.id.clone(), eni)));
+        for (id, eni) in ours {
+            match eni {
+                Some(eni) => self.enis.insert(id, eni),
+                None => self.enis.remove(&id),
             };
         }
-        self.enis = fresh;
         self.refreshed = Some(sent);
-        self.stale = false;
     }
 
     fn upsert(&mut self, eni: Eni) {
@@ -62,17 +79,20 @@ impl View {
     /// Whether an attach or detach of ours is still in progress (EC2 finishes them
     /// asynchronously); ENIs of the predecessor not adopted yet do not count.
     pub fn in_transition(&self) -> bool {
-        let mut ours = self
-            .enis
-            .values()
-            .filter(|eni| eni.tags.contains_key(CLUSTER_TAG));
-        ours.any(|eni| {
+        self.transitioning().next().is_some()
+    }
+
+    /// Our ENIs whose attach or detach is still in progress.
+    pub fn transitioning(&self) -> impl Iterator<Item = &str> {
+        let ours = (self.enis.values()).filter(|eni| eni.tags.contains_key(CLUSTER_TAG));
+        ours.filter(|eni| {
             matches!(eni.status, EniStatus::Attaching | EniStatus::Detaching)
                 || eni
                     .attachment
                     .as_ref()
                     .is_some_and(|a| a.status != AttachmentStatus::Attached)
         })
+        .map(|eni| eni.id.as_str())
     }
 }
 
@@ -363,5 +383,27 @@ mod tests {
         let later = Instant::now();
         view.replace(vec![eni("eni-1", EniStatus::InUse)], later);
         assert_eq!(view.enis["eni-1"].status, EniStatus::InUse);
+    }
+
+    #[test]
+    fn a_describe_of_some_enis_changes_only_those() {
+        let mut view = View::default();
+        let ids = ["eni-1", "eni-2", "eni-3", "eni-4"];
+        let all = ids.iter().map(|id| eni(id, EniStatus::Attaching)).collect();
+        view.replace(all, Instant::now());
+        let sent = Instant::now();
+        view.modify("eni-3", |eni| eni.status = EniStatus::Detaching);
+        // Asked about 1, 2 and 3 (sent before our change to 3): 1 is in use, 2 is gone.
+        let asked: Vec<String> = ids[..3].iter().map(|id| (*id).to_owned()).collect();
+        let answer = vec![
+            eni("eni-1", EniStatus::InUse),
+            eni("eni-3", EniStatus::Attaching),
+        ];
+        view.update(&asked, answer, sent);
+        let status = |id: &str| view.enis.get(id).map(|eni| eni.status.clone());
+        assert_eq!(status("eni-1"), Some(EniStatus::InUse));
+        assert_eq!(status("eni-2"), None, "gone from EC2");
+        assert_eq!(status("eni-3"), Some(EniStatus::Detaching), "ours, newer");
+        assert_eq!(status("eni-4"), Some(EniStatus::Attaching), "not asked");
     }
 }

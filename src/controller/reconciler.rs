@@ -210,19 +210,29 @@ impl Reconciler {
         Ok(enis)
     }
 
-    /// Describes the owned ENIs again when the view may be wrong, a transition is under way
-    /// and the poll interval has passed, or the resync is due.
+    /// Describes every owned ENI again when the view may be wrong or the resync is due, and
+    /// only those in an attach or detach once the poll interval has passed (a few ENIs in
+    /// one call, where the whole listing takes a call per 1,000 ENIs).
     async fn refresh_view(&self) -> anyhow::Result<()> {
         let interval = self.poll_interval();
-        let due = {
+        let (full, transitioning) = {
             let view = self.view.lock().expect("view");
             let polled = view.refreshed.is_none_or(|at| at.elapsed() >= interval);
-            view.refreshed.is_none() || view.stale || (view.in_transition() && polled)
+            let full = view.refreshed.is_none() || view.stale;
+            let ids: Vec<String> = if polled && !full {
+                view.transitioning().map(str::to_owned).collect()
+            } else {
+                Vec::new()
+            };
+            (full, ids)
         };
-        if due {
-            let sent = Instant::now();
+        let sent = Instant::now();
+        if full {
             let enis = self.describe().await?;
             self.view.lock().expect("view").replace(enis, sent);
+        } else if !transitioning.is_empty() {
+            let enis = self.ec2.enis_by_id(&transitioning).await?;
+            (self.view.lock().expect("view")).update(&transitioning, enis, sent);
         }
         Ok(())
     }

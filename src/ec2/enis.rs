@@ -14,6 +14,11 @@ use super::{Ec2, Error, convert};
 /// Page size of DescribeNetworkInterfaces (EC2's maximum).
 const PAGE: i32 = 1000;
 
+/// Values per filter in one call: EC2 refuses a request with too many (FilterLimitExceeded,
+/// "too many filters or too many filter values"); its documentation gives no figure, others
+/// report 200, so 100 stays clear of it.
+const FILTER_VALUES: usize = 100;
+
 impl Ec2 {
     /// CreateNetworkInterface with the tags in TagSpecifications (tagged atomically with the
     /// creation) and a ClientToken: repeating the same request returns the same ENI.
@@ -180,10 +185,19 @@ impl Ec2 {
     /// Whether EC2 knows the ENI (by a filter, so an unknown ID is an empty answer rather
     /// than InvalidNetworkInterfaceID.NotFound).
     pub async fn eni_exists(&self, eni_id: &str) -> Result<bool, Error> {
-        let found = self
-            .enis_filtered(vec![filter("network-interface-id", [eni_id])])
-            .await?;
-        Ok(!found.is_empty())
+        Ok(!self.enis_by_id(&[eni_id.to_owned()]).await?.is_empty())
+    }
+
+    /// The ENIs of `ids` that exist, by the `network-interface-id` filter (so an unknown ID
+    /// is left out of the answer rather than failing it with InvalidNetworkInterfaceID.NotFound),
+    /// [`FILTER_VALUES`] IDs a call.
+    pub async fn enis_by_id(&self, ids: &[String]) -> Result<Vec<Eni>, Error> {
+        let mut enis = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let filter = filter("network-interface-id", chunk.iter().map(String::as_str));
+            enis.extend(self.enis_filtered(vec![filter]).await?);
+        }
+        Ok(enis)
     }
 
     /// Every ENI matching all the filters (`Name`, values), paginated.

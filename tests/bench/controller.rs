@@ -126,7 +126,15 @@ async fn main() {
     let per_resync = (describes(&after) - describes(&during)) as f64 / 2.0;
     println!("\nsteady state, over two resync periods of {resync}:");
     println!("  API-server writes                        {steady_writes} (target 0)");
+    // One listing of N ENIs takes ceil(N / 1000) calls: 1000 is DescribeNetworkInterfaces'
+    // largest page (MaxResults).
+    let pages = nodes.div_ceil(1000);
     println!("  EC2 describe calls per resync            {per_resync:.1} (target <= 2)");
+    #[allow(clippy::cast_precision_loss)]
+    let listings = per_resync / pages as f64;
+    println!(
+        "    listings of every ENI per resync       {listings:.1} ({pages} pages of at most 1000 each)"
+    );
     println!("\ncontroller: peak RSS {rss_mib:.1} MiB, CPU {cpu_seconds:.2} s");
     objects::report_sizes(&cluster, "bench").await;
     report_watches(&watches);
