@@ -2,6 +2,8 @@
 //! DPDK driver and recorded; when the entry stops being served (the ENI is detaching, the
 //! NodeENI is deleted or drops DPDK) the device is given back to its original driver.
 
+use std::collections::HashMap;
+
 use crate::manager::desired::{Desired, DpdkWanted, EntryKey, Wanted};
 use crate::manager::dpdk_state::{BoundDevice, BoundDevices, StateError, StateFile};
 use crate::manager::links::LinkState;
@@ -14,6 +16,16 @@ pub struct Dpdk {
     file: StateFile,
     bound: BoundDevices,
     dry_run: bool,
+    /// Binds the kernel refused, by PCI address: not tried again while the driver asked for
+    /// and the node's environment ([`Sysfs::bind_environment`]) stay the same, since each
+    /// try takes the device (and its interface) away from its driver for a moment.
+    refused: HashMap<String, Refusal>,
+}
+
+struct Refusal {
+    driver: String,
+    environment: String,
+    problem: Problem,
 }
 
 impl Dpdk {
@@ -25,6 +37,7 @@ impl Dpdk {
             file,
             bound,
             dry_run,
+            refused: HashMap::new(),
         })
     }
 
@@ -64,6 +77,16 @@ impl Dpdk {
                 }
             }
         };
+        if let Some(problem) = self.still_refused(&pci, dpdk.driver) {
+            outcome.interface = link.map(|link| link.name.clone());
+            outcome.dpdk = Some(DpdkReport {
+                pci,
+                driver: dpdk.driver.into(),
+                bound: false,
+                resource: dpdk.resource.clone(),
+            });
+            return outcome.with_problem(problem);
+        }
         let device = self
             .bound
             .devices
@@ -209,10 +232,33 @@ impl Dpdk {
         match self.sysfs.bind(pci, driver).await {
             Ok(()) => true,
             Err(error) => {
-                outcome.problem = Some(sysfs_problem(&error, "binding the device to DPDK"));
+                let problem = sysfs_problem(&error, "binding the device to DPDK");
+                if let SysfsError::BindRefused { .. } = error {
+                    // Back on its driver: nothing bound to record, nothing to advertise.
+                    self.bound.devices.remove(pci);
+                    self.save_into(outcome);
+                    let refusal = Refusal {
+                        driver: driver.into(),
+                        environment: self.sysfs.bind_environment(pci),
+                        problem: problem.clone(),
+                    };
+                    self.refused.insert(pci.into(), refusal);
+                }
+                outcome.problem = Some(problem);
                 false
             }
         }
+    }
+
+    /// The problem of the kernel's last refusal to bind `pci` to `driver`, when nothing it
+    /// depends on has changed since.
+    fn still_refused(&mut self, pci: &str, driver: &str) -> Option<Problem> {
+        let refusal = self.refused.get(pci)?;
+        if refusal.driver == driver && refusal.environment == self.sysfs.bind_environment(pci) {
+            return Some(refusal.problem.clone());
+        }
+        self.refused.remove(pci);
+        None
     }
 
     fn save_into(&self, outcome: &mut Outcome) -> bool {

@@ -3,8 +3,8 @@
 //! keeps it across its own restart, and gives it back to virtio-pci when DPDK is turned off
 //! or the ENI is detached (the interface comes back).
 //!
-//! vfio-pci is not tried: Debian's cloud kernel is built without VFIO_NOIOMMU and the `pc`
-//! machine has no IOMMU, so vfio-pci cannot take a device in this guest.
+//! vfio-pci cannot take a device in this guest (Debian's cloud kernel is built without
+//! VFIO_NOIOMMU and the `pc` machine has no IOMMU): `bind_refused` tests that case.
 
 use std::time::Duration;
 
@@ -16,10 +16,10 @@ use serde_json::json;
 use super::VmCluster;
 use crate::support::vm::NodeVm;
 
-const WAIT: Duration = Duration::from_mins(1);
+pub const WAIT: Duration = Duration::from_mins(1);
 
 /// The PCI driver of a device in the guest, `none` when unbound.
-async fn driver(vm: &NodeVm, pci: &str) -> String {
+pub async fn driver(vm: &NodeVm, pci: &str) -> String {
     let script = format!(
         "basename \"$(readlink /sys/bus/pci/devices/{pci}/driver)\" 2>/dev/null || echo none"
     );
@@ -27,7 +27,7 @@ async fn driver(vm: &NodeVm, pci: &str) -> String {
 }
 
 /// Whether the guest has a network interface with `mac`.
-fn has_link(mac: &str) -> String {
+pub fn has_link(mac: &str) -> String {
     format!("ip -o link | grep -q 'link/ether {mac} '")
 }
 

@@ -4,6 +4,7 @@
 //! What needs a kernel is proven here: PCI hot-plug, driver binding for DPDK, the device
 //! given back. (Netlink-only behaviour is tested faster in network namespaces: `manager`.)
 
+mod bind_refused;
 mod dpdk;
 
 use std::sync::Arc;

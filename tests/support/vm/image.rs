@@ -13,13 +13,16 @@ use crate::support::process::run;
 
 /// Modules loaded at boot, in this order (each after its dependencies): fw_cfg (the test's
 /// settings), the virtio PCI transport and network driver (the management link and every
-/// hot-plugged ENI), ipvlan (pods' secondary networks), uio_pci_generic (DPDK).
-const MODULES: [&str; 5] = [
+/// hot-plugged ENI), ipvlan (pods' secondary networks), uio_pci_generic and vfio-pci (DPDK;
+/// vfio-pci loads, but cannot take a device: the `pc` machine has no IOMMU and the kernel no
+/// VFIO_NOIOMMU).
+const MODULES: [&str; 6] = [
     "qemu_fw_cfg",
     "virtio_pci",
     "virtio_net",
     "ipvlan",
     "uio_pci_generic",
+    "vfio-pci",
 ];
 
 /// The CNI plugins a pod's ipvlan attachment runs (containernetworking-plugins).
