@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::manager::desired::{Desired, DpdkWanted, EntryKey, Wanted};
+use crate::manager::advertise;
+use crate::manager::desired::{Desired, DpdkWanted, EntryKey, ResourceWanted, Wanted};
 use crate::manager::dpdk_state::{BoundDevice, BoundDevices, StateError, StateFile};
 use crate::manager::links::LinkState;
 use crate::manager::outcome::{DpdkReport, Outcome, Problem};
@@ -115,6 +116,38 @@ impl Dpdk {
         outcome
     }
 
+    /// Advertises the device of an entry left on its kernel driver (see [`advertise`]).
+    pub fn advertise(
+        &mut self,
+        wanted: &Wanted,
+        resource: &ResourceWanted,
+        link: Option<&LinkState>,
+        outcome: Outcome,
+    ) -> Outcome {
+        let mut outcome = advertise::advertise(
+            &self.sysfs,
+            &mut self.bound,
+            wanted,
+            resource,
+            link,
+            outcome,
+        );
+        self.save_into(&mut outcome);
+        outcome
+    }
+
+    /// Stops advertising the devices of entries no longer served with a resource on their
+    /// kernel driver.
+    pub fn withdraw_unwanted(&mut self, desired: &Desired) {
+        let withdrawn = advertise::withdraw_unwanted(&mut self.bound, desired);
+        if !withdrawn.is_empty() {
+            tracing::info!("{}", withdrawn.join(", "));
+            if let Err(error) = self.save() {
+                tracing::warn!(label = error.label(), "{error}");
+            }
+        }
+    }
+
     /// Gives back every recorded device whose entry is no longer served with DPDK.
     pub async fn release_unwanted(&mut self, desired: &Desired) -> Vec<Outcome> {
         let keep: Vec<String> = desired
@@ -150,6 +183,7 @@ impl Dpdk {
             interface: device.interface.clone(),
             mtu: None,
             dpdk: None,
+            resource: None,
             changes: vec![format!(
                 "give {pci} back to {}",
                 original.unwrap_or("the kernel's choice of driver")

@@ -8,11 +8,14 @@
 //! - OS boundary: [`links`] (the trait), [`netlink`] (its rtnetlink implementation and link
 //!   notifications), [`sysfs`] (PCI driver binding), [`files`], [`dpdk_state`], [`sriov`]
 //!   (the device plugin's config file);
+//! - devices: [`dpdk`] (binding and giving back), [`advertise`] (devices left on their
+//!   kernel driver as device plugin resources);
 //! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
 //!   [`imds`] (instance metadata, to cross-check MACs);
 //! - the executor and the loops: [`configure`] (one link, over the [`links`] trait),
-//!   [`reconcile`], [`dpdk`], [`agent`], [`tasks`], [`once`].
+//!   [`reconcile`], [`agent`], [`tasks`], [`once`].
 
+pub mod advertise;
 pub mod agent;
 pub mod configure;
 pub mod desired;

@@ -136,6 +136,8 @@ fn state(outcome: &Outcome, dry_run: bool) -> String {
         "released".into()
     } else if let Some(dpdk) = bound {
         format!("bound to {}", dpdk.driver)
+    } else if outcome.resource.as_ref().is_some_and(|r| r.taken) {
+        "taken by a pod".into()
     } else {
         "configured".into()
     }

@@ -44,6 +44,7 @@ impl<L: Links> Executor<L> {
         for released in self.dpdk.release_unwanted(desired).await {
             merge_release(&mut outcomes, released);
         }
+        self.dpdk.withdraw_unwanted(desired);
         Ok(outcomes)
     }
 
@@ -76,10 +77,14 @@ impl<L: Links> Executor<L> {
             outcome.interface = Some(link.name.clone());
             return outcome;
         }
-        match (&wanted.dpdk, link) {
-            (Some(dpdk), _) => self.dpdk.serve(wanted, dpdk, link).await,
+        let outcome = match (&wanted.dpdk, link) {
+            (Some(dpdk), _) => return self.dpdk.serve(wanted, dpdk, link).await,
             (None, Some(link)) => configure(&self.links, wanted, link, self.dry_run).await,
             (None, None) => Outcome::waiting(wanted),
+        };
+        match &wanted.resource {
+            Some(resource) => self.dpdk.advertise(wanted, resource, link, outcome),
+            None => outcome,
         }
     }
 

@@ -31,7 +31,7 @@ pub fn has_link(mac: &str) -> String {
     format!("ip -o link | grep -q 'link/ether {mac} '")
 }
 
-async fn plugin_pod(vc: &VmCluster, name: &str, node: &str) {
+pub async fn plugin_pod(vc: &VmCluster, name: &str, node: &str) {
     let pods: Api<Pod> = Api::namespaced(vc.cluster.client.clone(), "kube-system");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "sriovdp"}},
@@ -43,7 +43,7 @@ async fn plugin_pod(vc: &VmCluster, name: &str, node: &str) {
         .expect("create the plugin's pod");
 }
 
-async fn pod_going(vc: &VmCluster, name: &str) -> bool {
+pub async fn pod_going(vc: &VmCluster, name: &str) -> bool {
     let pods: Api<Pod> = Api::namespaced(vc.cluster.client.clone(), "kube-system");
     let pod = pods.get_opt(name).await.expect("get the pod");
     pod.is_none_or(|pod| pod.metadata.deletion_timestamp.is_some())
@@ -84,7 +84,7 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
         "{state}"
     );
     let plugin_config = json!({"resourceList": [{"resourceName": "ena_dpdk", "resourcePrefix": "intel.com",
-                                                 "selectors": [{"pciAddresses": [pci]}]}]});
+                                                 "selectors": [{"drivers": ["uio_pci_generic"], "pciAddresses": [pci]}]}]});
     let read_config = || async {
         let text = vm.sh("cat /etc/pcidp/config.json").await;
         serde_json::from_str::<serde_json::Value>(&text).expect("JSON")

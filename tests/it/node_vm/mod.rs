@@ -6,6 +6,7 @@
 
 mod bind_refused;
 mod dpdk;
+mod kernel_resource;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -2,8 +2,8 @@
 //! and an initramfs assembled here, at test time, from this machine's Debian packages and
 //! the project's own build: busybox-static (shell, init, `ip`, `nc`, `ping`, `nsenter`), the
 //! kernel modules a node needs with their dependencies, the `multi-eni` binary (the debug
-//! build, stripped, with the shared libraries `ldd` lists), the CNI plugins ipvlan and
-//! host-local, and the scripts in `guest/`.
+//! build, stripped, with the shared libraries `ldd` lists), the CNI plugins ipvlan,
+//! host-local and host-device, and the scripts in `guest/`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,9 @@ const MODULES: [&str; 6] = [
     "vfio-pci",
 ];
 
-/// The CNI plugins a pod's ipvlan attachment runs (containernetworking-plugins).
-const CNI_PLUGINS: [&str; 2] = ["ipvlan", "host-local"];
+/// The CNI plugins a pod's attachments run (containernetworking-plugins): ipvlan with
+/// host-local, and host-device (a whole ENI advertised by the SR-IOV device plugin).
+const CNI_PLUGINS: [&str; 3] = ["ipvlan", "host-local", "host-device"];
 const CNI_DIR: &str = "/usr/lib/cni";
 const BUSYBOX: &str = "/bin/busybox";
 
