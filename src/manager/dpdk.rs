@@ -8,6 +8,7 @@ use crate::manager::advertise;
 use crate::manager::desired::{Desired, DpdkWanted, EntryKey, ResourceWanted, Wanted};
 use crate::manager::dpdk_state::{BoundDevice, BoundDevices, StateError, StateFile};
 use crate::manager::links::LinkState;
+use crate::manager::metrics::AgentMetrics;
 use crate::manager::outcome::{DpdkReport, Outcome, Problem};
 use crate::manager::sysfs::{Sysfs, SysfsError};
 
@@ -21,6 +22,7 @@ pub struct Dpdk {
     /// and the node's environment ([`Sysfs::bind_environment`]) stay the same, since each
     /// try takes the device (and its interface) away from its driver for a moment.
     refused: HashMap<String, Refusal>,
+    metrics: AgentMetrics,
 }
 
 struct Refusal {
@@ -31,7 +33,12 @@ struct Refusal {
 
 impl Dpdk {
     /// Reads the record of a previous run.
-    pub fn load(sysfs: Sysfs, file: StateFile, dry_run: bool) -> Result<Dpdk, StateError> {
+    pub fn load(
+        sysfs: Sysfs,
+        file: StateFile,
+        dry_run: bool,
+        metrics: AgentMetrics,
+    ) -> Result<Dpdk, StateError> {
         let bound = file.load()?;
         Ok(Dpdk {
             sysfs,
@@ -39,6 +46,7 @@ impl Dpdk {
             bound,
             dry_run,
             refused: HashMap::new(),
+            metrics,
         })
     }
 
@@ -195,6 +203,10 @@ impl Dpdk {
         } else {
             self.sysfs.restore(&pci, original).await
         };
+        if !self.dry_run {
+            let label = result.as_ref().err().map_or("ok", SysfsError::label);
+            self.metrics.dpdk_bind("release", label);
+        }
         let released = match result {
             Ok(()) | Err(SysfsError::NoPciDevice { .. }) => true,
             Err(error) => {
@@ -263,7 +275,10 @@ impl Dpdk {
         if self.dry_run || !self.save_into(outcome) {
             return false;
         }
-        match self.sysfs.bind(pci, driver).await {
+        let result = self.sysfs.bind(pci, driver).await;
+        let label = result.as_ref().err().map_or("ok", SysfsError::label);
+        self.metrics.dpdk_bind("bind", label);
+        match result {
             Ok(()) => true,
             Err(error) => {
                 let problem = sysfs_problem(&error, "binding the device to DPDK");

@@ -60,7 +60,7 @@ pub async fn once(
             errors.push(error.to_string());
         }
         let reports = reports(&desired, &outcomes);
-        let mut writer = StatusWriter::new(client, &config.node_name);
+        let mut writer = StatusWriter::new(client, &config.node_name, config.metrics.clone());
         if let Err(error) = writer.write(eninode.as_ref(), &reports).await {
             errors.push(error.to_string());
         }

@@ -20,6 +20,16 @@ async fn ifindex(vm: &NodeVm, mac: &str) -> Option<u32> {
     vm.sh(&script).await.trim().parse().ok()
 }
 
+/// The agent's count of refused binds, from its /metrics on the node's loopback (the
+/// default `--metrics-addr`).
+async fn refused_binds(vm: &NodeVm) -> u32 {
+    let metrics = vm.sh("wget -qO- http://127.0.0.1:9810/metrics").await;
+    let series = r#"multi_eni_agent_dpdk_binds_total{operation="bind",result="bind_refused"} "#;
+    let line = metrics.lines().find_map(|line| line.strip_prefix(series));
+    let line = line.unwrap_or_else(|| panic!("no refused binds in:\n{metrics}"));
+    line.trim().parse().expect("a count")
+}
+
 /// Waits until the device is back on virtio-pci with an interface other than `before`'s;
 /// its index.
 async fn back_on_virtio(vm: &NodeVm, pci: &str, mac: &str, before: Option<u32>) -> u32 {
@@ -85,6 +95,7 @@ async fn a_refused_vfio_bind_gives_the_device_back_and_waits_for_a_change() {
         "the bind was tried again"
     );
     assert_eq!(driver(vm, &pci).await, "virtio-pci");
+    assert_eq!(refused_binds(vm).await, 1);
 
     // The node's modules change: tried again, refused again, given back again, then left.
     vm.sh("rmmod ipvlan").await;
@@ -95,6 +106,7 @@ async fn a_refused_vfio_bind_gives_the_device_back_and_waits_for_a_change() {
         Some(second),
         "tried again with nothing changed"
     );
+    assert_eq!(refused_binds(vm).await, 2);
 
     // The spec asks for a driver that works here: bound.
     let spec = json!({"enableDPDK": true, "dpdkDriver": "uio_pci_generic"});

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
-use super::VmCluster;
+use super::{VmCluster, restart_agent};
 use crate::support::vm::NodeVm;
 
 pub const WAIT: Duration = Duration::from_mins(1);
@@ -47,6 +47,16 @@ pub async fn pod_going(vc: &VmCluster, name: &str) -> bool {
     let pods: Api<Pod> = Api::namespaced(vc.cluster.client.clone(), "kube-system");
     let pod = pods.get_opt(name).await.expect("get the pod");
     pod.is_none_or(|pod| pod.metadata.deletion_timestamp.is_some())
+}
+
+/// Waits until the plugin's pod is deleted (given a deletion timestamp: no kubelet runs it).
+pub async fn wait_going(vc: &VmCluster, pod: &str) {
+    let going = tokio::time::timeout(WAIT, async {
+        while !pod_going(vc, pod).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    going.await.expect("the plugin's pod deleted");
 }
 
 #[tokio::test]
@@ -90,14 +100,7 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
         serde_json::from_str::<serde_json::Value>(&text).expect("JSON")
     };
     assert_eq!(read_config().await, plugin_config);
-    let deleted = tokio::time::timeout(WAIT, async {
-        while !pod_going(&vc, "sriovdp-here").await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    deleted
-        .await
-        .expect("the plugin's pod on this node is deleted");
+    wait_going(&vc, "sriovdp-here").await;
     assert!(!pod_going(&vc, "sriovdp-elsewhere").await);
 
     let missing = vc
@@ -116,13 +119,7 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
     vm.sh(&has_link(&other_mac)).await;
 
     // Killed while the device is bound, and started again: it stays bound.
-    vm.kill_agent().await;
-    vm.start_agent().await;
-    let restarted = || vm.agent_log().matches("multi-eni manager starting").count() == 2;
-    while !restarted() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    restart_agent(vm).await;
     assert_eq!(driver(vm, &pci).await, "uio_pci_generic");
     assert_eq!(read_config().await, plugin_config);
 
@@ -172,19 +169,9 @@ async fn a_bound_eni_is_given_back_before_it_is_detached_and_unplugged() {
     );
     vm.sh(&watch).await;
 
-    vc.cluster
-        .nodeenis()
-        .delete("dpdk-detach", &DeleteParams::default())
-        .await
-        .expect("delete the NodeENI");
     // EC2 detaches only after the device is given back; the guest releases it (unplug),
     // then the ENI is deleted and the finalizer removed.
-    vm.wait_until(
-        "the device unplugged",
-        &format!("! test -e /sys/bus/pci/devices/{pci}"),
-        WAIT,
-    )
-    .await;
+    vc.delete_until_unplugged("dpdk-detach", &pci).await;
     let gone = tokio::time::timeout(WAIT, async {
         while vc
             .cluster

@@ -9,11 +9,10 @@
 
 use std::time::Duration;
 
-use kube::api::DeleteParams;
 use serde_json::{Value, json};
 
-use super::dpdk::{WAIT, has_link, plugin_pod, pod_going};
-use super::{Interface, VmCluster};
+use super::dpdk::{WAIT, has_link, plugin_pod, pod_going, wait_going};
+use super::{Interface, VmCluster, restart_agent};
 use crate::support::vm::NodeVm;
 
 /// The pod's network as a NetworkAttachmentDefinition with the device plugin's resource
@@ -29,15 +28,6 @@ fn host_device(command: &str, pci: &str) -> String {
 
 async fn plugin_config(vm: &NodeVm) -> Value {
     serde_json::from_str(&vm.sh("cat /etc/pcidp/config.json").await).expect("JSON")
-}
-
-async fn wait_going(vc: &VmCluster, pod: &str) {
-    let going = tokio::time::timeout(WAIT, async {
-        while !pod_going(vc, pod).await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    going.await.expect("the plugin's pod deleted");
 }
 
 fn configured_on_node(e: &Interface) -> bool {
@@ -115,17 +105,7 @@ async fn an_eni_on_its_kernel_driver_is_advertised_taken_by_a_pod_and_given_back
     })
     .await;
     assert_eq!(plugin_config(vm).await, advertised);
-    vc.cluster
-        .nodeenis()
-        .delete("kernel", &DeleteParams::default())
-        .await
-        .expect("delete the NodeENI");
-    vm.wait_until(
-        "the device unplugged",
-        &format!("! test -e /sys/bus/pci/devices/{pci}"),
-        WAIT,
-    )
-    .await;
+    vc.delete_until_unplugged("kernel", &pci).await;
     let withdrawn = tokio::time::timeout(WAIT, async {
         while plugin_config(vm).await != json!({"resourceList": []}) {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -157,13 +137,7 @@ async fn taken_by_a_pod(vc: &VmCluster, pci: &str, mac: &str, advertised: &Value
     assert_eq!(taken.status.configured, Some(true), "{:?}", taken.status);
     assert_eq!(taken.status.pci_address.as_deref(), Some(pci));
     assert_eq!(taken.status.message, None);
-    vm.kill_agent().await;
-    vm.start_agent().await;
-    let restarted = || vm.agent_log().matches("multi-eni manager starting").count() == 2;
-    while !restarted() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    restart_agent(vm).await;
     let in_pod = vm
         .sh("nsenter --net=/run/netns/pod ip -o link show net1")
         .await;
