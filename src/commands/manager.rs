@@ -128,7 +128,7 @@ impl Args {
         tracing::info!(
             node = config.node_name,
             %endpoint,
-            "multi-eni manager starting; /metrics, /healthz and /readyz on {endpoint}"
+            "multi-eni manager starting (/metrics, /healthz, /readyz on the endpoint)"
         );
         manager::run(client, links, events, config).await?;
         Ok(ExitCode::SUCCESS)
