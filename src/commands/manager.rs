@@ -1,5 +1,6 @@
 //! `multi-eni manager`: the node agent.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,9 +69,32 @@ pub struct Args {
     #[arg(long, env = "NETNS")]
     pub netns: Option<PathBuf>,
 
+    /// Address of the /metrics, /healthz and /readyz endpoint (`IP:port`; an IPv6 address
+    /// with or without brackets). The agent runs in the node's network: the default,
+    /// loopback, keeps the endpoint off every network, the ENIs' included (the kubelet
+    /// probes it at 127.0.0.1); to let Prometheus scrape /metrics, give the node's own
+    /// address (the downward API's status.hostIP), not 0.0.0.0, which would also listen on
+    /// the interfaces of the ENIs. Port 0: any free port (logged). Not served with --once.
+    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9810", value_parser = parse_addr)]
+    pub metrics_addr: SocketAddr,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
+}
+
+/// `IP:port`, the IPv6 address with or without brackets (`fd00::5:9810`, as
+/// `$(HOST_IP):9810` expands on an IPv6 node).
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    let bare = value.rsplit_once(':').and_then(|(ip, port)| {
+        Some(SocketAddr::new(
+            ip.parse::<IpAddr>().ok()?,
+            port.parse().ok()?,
+        ))
+    });
+    value.parse().ok().or(bare).ok_or_else(|| {
+        format!("{value:?} is not an address and port, e.g. 127.0.0.1:9810 or [fd00::5]:9810")
+    })
 }
 
 impl Args {
@@ -98,7 +122,14 @@ impl Args {
                 ExitCode::FAILURE
             });
         }
-        tracing::info!(node = config.node_name, "multi-eni manager starting");
+        let endpoint =
+            manager::metrics::serve(self.metrics_addr, &config.metrics, config.readiness.clone())
+                .await?;
+        tracing::info!(
+            node = config.node_name,
+            %endpoint,
+            "multi-eni manager starting (/metrics, /healthz, /readyz on the endpoint)"
+        );
         manager::run(client, links, events, config).await?;
         Ok(ExitCode::SUCCESS)
     }

@@ -239,6 +239,9 @@ fn slot_entry(
     let eni = report.eni.as_ref();
     let attachment = eni.and_then(|eni| eni.attachment.as_ref());
     let dpdk = spec.enable_dpdk;
+    // A resource name without DPDK: the device, on its kernel driver, is advertised to the
+    // SR-IOV device plugin (the agent's `advertise`).
+    let device = dpdk || spec.dpdk_resource_name.is_some();
     InterfaceSpec {
         node_eni: source.name.to_owned(),
         subnet_id: slot.subnet.id.clone(),
@@ -258,8 +261,8 @@ fn slot_entry(
         mtu: spec.mtu.filter(|mtu| *mtu > 0),
         enable_dpdk: dpdk,
         dpdk_driver: dpdk.then_some(spec.dpdk_driver),
-        dpdk_resource_name: spec.dpdk_resource_name.clone().filter(|_| dpdk),
-        dpdk_pci_address: spec.dpdk_pci_address.clone().filter(|_| dpdk),
+        dpdk_resource_name: spec.dpdk_resource_name.clone(),
+        dpdk_pci_address: spec.dpdk_pci_address.clone().filter(|_| device),
     }
 }
 

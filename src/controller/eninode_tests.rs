@@ -162,7 +162,7 @@ fn every_slot_gets_an_entry_with_names_ranked_by_device_index_not_attach_order()
 }
 
 #[test]
-fn dpdk_settings_are_written_only_with_enable_dpdk() {
+fn dpdk_settings_are_written_only_with_enable_dpdk_and_a_resource_name_always() {
     let slots = [slot("dpdk", "n1", "subnet-a", 1)];
     let reports = BTreeMap::from([(
         slots[0].owner.clone(),
@@ -170,10 +170,15 @@ fn dpdk_settings_are_written_only_with_enable_dpdk() {
     )]);
     let nodes = nodes(&["n1"]);
     let current = BTreeMap::new();
-    for (enabled, driver) in [(true, Some(DpdkDriver::IgbUio)), (false, None)] {
+    let cases = [
+        (true, Some("intel.com/ena"), Some(DpdkDriver::IgbUio), true),
+        (false, Some("intel.com/ena"), None, true),
+        (false, None, None, false),
+    ];
+    for (enabled, resource, driver, pci) in cases {
         let nodeeni = spec(&json!({
-            "enableDPDK": enabled, "dpdkDriver": "igb_uio",
-            "dpdkResourceName": "intel.com/ena", "mtu": 0,
+            "enableDPDK": enabled, "dpdkDriver": "igb_uio", "dpdkResourceName": resource,
+            "dpdkPCIAddress": "0000:00:06.0", "mtu": 0,
         }));
         let sources = [Source {
             name: "dpdk",
@@ -190,7 +195,8 @@ fn dpdk_settings_are_written_only_with_enable_dpdk() {
         };
         let entry = applied(&writes(&input))["n1"].interfaces[0].clone();
         assert_eq!((entry.enable_dpdk, entry.dpdk_driver), (enabled, driver));
-        assert_eq!(entry.dpdk_resource_name.is_some(), enabled);
+        assert_eq!(entry.dpdk_resource_name.as_deref(), resource);
+        assert_eq!(entry.dpdk_pci_address.is_some(), pci);
         assert_eq!(entry.mtu, None, "mtu 0 leaves the MTU alone");
     }
 }

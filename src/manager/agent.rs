@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::api::ENINode;
 use crate::manager::desired::{Desired, EntryKey, Wanted, desired};
 use crate::manager::links::{LinkState, Links, NAME_TAKEN};
+use crate::manager::metrics::EventLabels;
 use crate::manager::netlink::{LinkEvent, LinkEvents};
 use crate::manager::outcome::Outcome;
 use crate::manager::reconcile::Executor;
@@ -50,7 +51,7 @@ pub async fn run(
         writer,
         changed,
     ));
-    let status = StatusWriter::new(client.clone(), &config.node_name);
+    let status = StatusWriter::new(client.clone(), &config.node_name, config.metrics.clone());
     tasks.spawn(tasks::write_status(
         status,
         store.clone(),
@@ -69,10 +70,13 @@ pub async fn run(
         reports_stale: false,
         config,
     };
-    tokio::select! {
+    let readiness = agent.config.readiness.clone();
+    let result = tokio::select! {
         result = agent.serve(eninode_changes, events, store) => result,
         _ = tasks.join_next() => Err(AgentError::WatchEnded),
-    }
+    };
+    readiness.set(false);
+    result
 }
 
 /// The delays between retries of failures: doubling from `initial` to `max`.
@@ -128,8 +132,12 @@ impl<L: Links> Agent<L> {
             tokio::select! {
                 biased;
                 event = events.next() => match event {
-                    Some(event) if ready => self.link_event(event).await,
-                    Some(_) => {}
+                    Some(event) => {
+                        self.count(&event);
+                        if ready {
+                            self.link_event(event).await;
+                        }
+                    }
                     None => return Err(AgentError::NetlinkClosed),
                 },
                 changed = eninode.changed() => {
@@ -138,6 +146,7 @@ impl<L: Links> Agent<L> {
                     }
                     ready = *eninode.borrow_and_update();
                     if ready {
+                        self.config.readiness.set(true);
                         self.eninode_changed(&store).await;
                     }
                 }
@@ -180,6 +189,20 @@ impl<L: Links> Agent<L> {
             self.record(outcome);
         }
         self.after_changes().await;
+    }
+
+    fn count(&self, event: &LinkEvent) {
+        let event = match event {
+            LinkEvent::Changed(_) => "changed",
+            LinkEvent::Removed(_) => "removed",
+            LinkEvent::Overrun => "overrun",
+        };
+        let labels = EventLabels { event };
+        self.config
+            .metrics
+            .netlink_events
+            .get_or_create(&labels)
+            .inc();
     }
 
     async fn link_event(&mut self, event: LinkEvent) {
@@ -298,6 +321,13 @@ impl<L: Links> Agent<L> {
         }
         // Most notifications are echoes of the agent's own changes: nothing new to report.
         if std::mem::take(&mut self.reports_stale) {
+            let served = self
+                .outcomes
+                .iter()
+                .filter(|(key, _)| self.desired.entries.contains(key));
+            self.config
+                .metrics
+                .observe_outcomes(served.map(|(_, outcome)| outcome));
             let reports = reports(&self.desired, self.outcomes.values());
             self.reports.send_if_modified(|current| {
                 let changed = *current != reports;

@@ -27,6 +27,10 @@ pub struct Wanted {
     pub name: Option<String>,
     pub mtu: Option<u32>,
     pub dpdk: Option<DpdkWanted>,
+    /// The interface stays on its kernel driver and its PCI device is advertised to the
+    /// SR-IOV device plugin (`dpdkResourceName` without `enableDPDK`), for a pod to take the
+    /// whole ENI through the `host-device` CNI plugin.
+    pub resource: Option<ResourceWanted>,
 }
 
 /// The ENI is to be bound to a DPDK driver instead of the kernel's network stack.
@@ -35,6 +39,15 @@ pub struct DpdkWanted {
     pub driver: &'static str,
     /// The SR-IOV device plugin resource (`prefix/name`) that advertises the device.
     pub resource: Option<String>,
+    /// The device, when the NodeENI names it instead of letting the agent find it.
+    pub pci_address: Option<String>,
+}
+
+/// The ENI's PCI device, on its kernel driver, is a device plugin resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceWanted {
+    /// The SR-IOV device plugin resource (`prefix/name`).
+    pub name: String,
     /// The device, when the NodeENI names it instead of letting the agent find it.
     pub pci_address: Option<String>,
 }
@@ -106,6 +119,12 @@ fn wanted(key: EntryKey, entry: &InterfaceSpec, mac: Mac) -> Wanted {
             resource: entry.dpdk_resource_name.clone(),
             pci_address: entry.dpdk_pci_address.clone(),
         }),
+        resource: (entry.dpdk_resource_name.clone())
+            .filter(|_| !entry.enable_dpdk)
+            .map(|name| ResourceWanted {
+                name,
+                pci_address: entry.dpdk_pci_address.clone(),
+            }),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{DpdkWanted, EntryKey, desired};
+use super::{DpdkWanted, EntryKey, ResourceWanted, desired};
 use crate::api::ENINode;
 
 fn eninode(interfaces: &Value) -> ENINode {
@@ -118,6 +118,38 @@ fn dpdk_settings_come_from_the_entry() {
             resource: Some("intel.com/ena_dpdk".into()),
             pci_address: None,
         })
+    );
+}
+
+#[test]
+fn a_resource_name_without_dpdk_advertises_the_device_on_its_kernel_driver() {
+    let resource = json!({"dpdkResourceName": "example.com/ena", "dpdkPCIAddress": "0000:00:07.0"});
+    let node = eninode(&json!([
+        with(
+            entry("kernel", "subnet-a", "02:00:00:00:00:0a", 1),
+            &resource
+        ),
+        entry("plain", "subnet-a", "02:00:00:00:00:0b", 2),
+        with(
+            entry("dpdk", "subnet-a", "02:00:00:00:00:0c", 3),
+            &json!({"enableDPDK": true, "dpdkResourceName": "example.com/dpdk"})
+        ),
+        with(
+            entry("primary", "subnet-a", "02:00:00:00:00:0d", 0),
+            &resource
+        ),
+    ]));
+    let desired = desired(Some(&node));
+    let resources: Vec<(&str, Option<&ResourceWanted>)> = (desired.serve.iter())
+        .map(|w| (w.key.nodeeni.as_str(), w.resource.as_ref()))
+        .collect();
+    let kernel = ResourceWanted {
+        name: "example.com/ena".into(),
+        pci_address: Some("0000:00:07.0".into()),
+    };
+    assert_eq!(
+        resources,
+        [("dpdk", None), ("kernel", Some(&kernel)), ("plain", None)]
     );
 }
 

@@ -2,9 +2,13 @@
 //! DPDK driver and recorded; when the entry stops being served (the ENI is detaching, the
 //! NodeENI is deleted or drops DPDK) the device is given back to its original driver.
 
-use crate::manager::desired::{Desired, DpdkWanted, EntryKey, Wanted};
+use std::collections::HashMap;
+
+use crate::manager::advertise;
+use crate::manager::desired::{Desired, DpdkWanted, EntryKey, ResourceWanted, Wanted};
 use crate::manager::dpdk_state::{BoundDevice, BoundDevices, StateError, StateFile};
 use crate::manager::links::LinkState;
+use crate::manager::metrics::AgentMetrics;
 use crate::manager::outcome::{DpdkReport, Outcome, Problem};
 use crate::manager::sysfs::{Sysfs, SysfsError};
 
@@ -14,17 +18,35 @@ pub struct Dpdk {
     file: StateFile,
     bound: BoundDevices,
     dry_run: bool,
+    /// Binds the kernel refused, by PCI address: not tried again while the driver asked for
+    /// and the node's environment ([`Sysfs::bind_environment`]) stay the same, since each
+    /// try takes the device (and its interface) away from its driver for a moment.
+    refused: HashMap<String, Refusal>,
+    metrics: AgentMetrics,
+}
+
+struct Refusal {
+    driver: String,
+    environment: String,
+    problem: Problem,
 }
 
 impl Dpdk {
     /// Reads the record of a previous run.
-    pub fn load(sysfs: Sysfs, file: StateFile, dry_run: bool) -> Result<Dpdk, StateError> {
+    pub fn load(
+        sysfs: Sysfs,
+        file: StateFile,
+        dry_run: bool,
+        metrics: AgentMetrics,
+    ) -> Result<Dpdk, StateError> {
         let bound = file.load()?;
         Ok(Dpdk {
             sysfs,
             file,
             bound,
             dry_run,
+            refused: HashMap::new(),
+            metrics,
         })
     }
 
@@ -64,6 +86,16 @@ impl Dpdk {
                 }
             }
         };
+        if let Some(problem) = self.still_refused(&pci, dpdk.driver) {
+            outcome.interface = link.map(|link| link.name.clone());
+            outcome.dpdk = Some(DpdkReport {
+                pci,
+                driver: dpdk.driver.into(),
+                bound: false,
+                resource: dpdk.resource.clone(),
+            });
+            return outcome.with_problem(problem);
+        }
         let device = self
             .bound
             .devices
@@ -90,6 +122,38 @@ impl Dpdk {
             resource: dpdk.resource.clone(),
         });
         outcome
+    }
+
+    /// Advertises the device of an entry left on its kernel driver (see [`advertise`]).
+    pub fn advertise(
+        &mut self,
+        wanted: &Wanted,
+        resource: &ResourceWanted,
+        link: Option<&LinkState>,
+        outcome: Outcome,
+    ) -> Outcome {
+        let mut outcome = advertise::advertise(
+            &self.sysfs,
+            &mut self.bound,
+            wanted,
+            resource,
+            link,
+            outcome,
+        );
+        self.save_into(&mut outcome);
+        outcome
+    }
+
+    /// Stops advertising the devices of entries no longer served with a resource on their
+    /// kernel driver.
+    pub fn withdraw_unwanted(&mut self, desired: &Desired) {
+        let withdrawn = advertise::withdraw_unwanted(&mut self.bound, desired);
+        if !withdrawn.is_empty() {
+            tracing::info!("{}", withdrawn.join(", "));
+            if let Err(error) = self.save() {
+                tracing::warn!(label = error.label(), "{error}");
+            }
+        }
     }
 
     /// Gives back every recorded device whose entry is no longer served with DPDK.
@@ -127,6 +191,7 @@ impl Dpdk {
             interface: device.interface.clone(),
             mtu: None,
             dpdk: None,
+            resource: None,
             changes: vec![format!(
                 "give {pci} back to {}",
                 original.unwrap_or("the kernel's choice of driver")
@@ -138,6 +203,10 @@ impl Dpdk {
         } else {
             self.sysfs.restore(&pci, original).await
         };
+        if !self.dry_run {
+            let label = result.as_ref().err().map_or("ok", SysfsError::label);
+            self.metrics.dpdk_bind("release", label);
+        }
         let released = match result {
             Ok(()) | Err(SysfsError::NoPciDevice { .. }) => true,
             Err(error) => {
@@ -206,13 +275,39 @@ impl Dpdk {
         if self.dry_run || !self.save_into(outcome) {
             return false;
         }
-        match self.sysfs.bind(pci, driver).await {
+        let result = self.sysfs.bind(pci, driver).await;
+        let label = result.as_ref().err().map_or("ok", SysfsError::label);
+        self.metrics.dpdk_bind("bind", label);
+        match result {
             Ok(()) => true,
             Err(error) => {
-                outcome.problem = Some(sysfs_problem(&error, "binding the device to DPDK"));
+                let problem = sysfs_problem(&error, "binding the device to DPDK");
+                if let SysfsError::BindRefused { .. } = error {
+                    // Back on its driver: nothing bound to record, nothing to advertise.
+                    self.bound.devices.remove(pci);
+                    self.save_into(outcome);
+                    let refusal = Refusal {
+                        driver: driver.into(),
+                        environment: self.sysfs.bind_environment(pci),
+                        problem: problem.clone(),
+                    };
+                    self.refused.insert(pci.into(), refusal);
+                }
+                outcome.problem = Some(problem);
                 false
             }
         }
+    }
+
+    /// The problem of the kernel's last refusal to bind `pci` to `driver`, when nothing it
+    /// depends on has changed since.
+    fn still_refused(&mut self, pci: &str, driver: &str) -> Option<Problem> {
+        let refusal = self.refused.get(pci)?;
+        if refusal.driver == driver && refusal.environment == self.sysfs.bind_environment(pci) {
+            return Some(refusal.problem.clone());
+        }
+        self.refused.remove(pci);
+        None
     }
 
     fn save_into(&self, outcome: &mut Outcome) -> bool {

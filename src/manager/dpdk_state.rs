@@ -1,8 +1,11 @@
-//! The agent's record of the devices it bound to DPDK drivers.
+//! The agent's record of the devices it bound to DPDK drivers, and of those it advertises to
+//! the SR-IOV device plugin on their kernel driver.
 //!
 //! A device bound to a DPDK driver has no network interface any more, so nothing in
-//! netlink says it is an ENI or which driver it came from. The record, kept in a small JSON
-//! file on the node, is what lets a restarted agent give devices back to their driver.
+//! netlink says it is an ENI or which driver it came from; nor does an interface a pod took
+//! (moved into the pod's network namespace). The record, kept in a small JSON file on the
+//! node, is what lets a restarted agent give devices back to their driver and keep
+//! advertising the devices pods hold.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -23,6 +26,23 @@ pub struct BoundDevices {
     /// removes them, and only them, when their devices are gone).
     #[serde(default)]
     pub plugin_resources: BTreeSet<String>,
+    /// Devices advertised to the device plugin on their kernel driver, by PCI address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub advertised: BTreeMap<String, AdvertisedDevice>,
+}
+
+/// A device on its kernel driver, advertised as a device plugin resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvertisedDevice {
+    /// The ENI's MAC, lower case.
+    pub mac: String,
+    pub nodeeni: String,
+    #[serde(rename = "subnetID")]
+    pub subnet_id: String,
+    /// The kernel driver (`ena`; `virtio-pci` in a VM).
+    pub driver: String,
+    pub resource_name: String,
 }
 
 /// One device bound to a DPDK driver.
@@ -42,17 +62,23 @@ pub struct BoundDevice {
     pub resource_name: Option<String>,
 }
 
+/// Resources (`prefix/name`) to the PCI addresses of their devices, by driver.
+pub type Resources = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
 impl BoundDevices {
-    /// The resources to advertise, with their devices' PCI addresses.
-    pub fn resources(&self) -> BTreeMap<String, Vec<String>> {
-        let mut resources: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (pci, device) in &self.devices {
-            if let Some(resource) = &device.resource_name {
-                resources
-                    .entry(resource.clone())
-                    .or_default()
-                    .push(pci.clone());
-            }
+    /// The resources to advertise: the bound devices with a resource name, and the devices
+    /// advertised on their kernel driver.
+    pub fn resources(&self) -> Resources {
+        let mut resources = Resources::new();
+        let bound = (self.devices.iter())
+            .filter_map(|(pci, d)| Some((pci, d.resource_name.as_ref()?, &d.driver)));
+        let advertised =
+            (self.advertised.iter()).map(|(pci, d)| (pci, &d.resource_name, &d.driver));
+        for (pci, resource, driver) in bound.chain(advertised) {
+            (resources.entry(resource.clone()).or_default())
+                .entry(driver.clone())
+                .or_default()
+                .push(pci.clone());
         }
         resources
     }

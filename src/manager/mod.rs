@@ -8,11 +8,15 @@
 //! - OS boundary: [`links`] (the trait), [`netlink`] (its rtnetlink implementation and link
 //!   notifications), [`sysfs`] (PCI driver binding), [`files`], [`dpdk_state`], [`sriov`]
 //!   (the device plugin's config file);
+//! - devices: [`dpdk`] (binding and giving back), [`advertise`] (devices left on their
+//!   kernel driver as device plugin resources);
 //! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
 //!   [`imds`] (instance metadata, to cross-check MACs);
+//! - [`metrics`]: the agent's metrics and its `/metrics`, `/healthz`, `/readyz` endpoint;
 //! - the executor and the loops: [`configure`] (one link, over the [`links`] trait),
-//!   [`reconcile`], [`dpdk`], [`agent`], [`tasks`], [`once`].
+//!   [`reconcile`], [`agent`], [`tasks`], [`once`].
 
+pub mod advertise;
 pub mod agent;
 pub mod configure;
 pub mod desired;
@@ -22,6 +26,7 @@ pub mod files;
 pub mod imds;
 pub mod links;
 pub mod mac;
+pub mod metrics;
 pub mod netlink;
 pub mod once;
 pub mod outcome;
@@ -42,10 +47,12 @@ pub use agent::{Retry, run};
 pub use plugin::PluginPods;
 pub use sysfs::Settle;
 
+use crate::http::Readiness;
 use crate::manager::dpdk::Dpdk;
 use crate::manager::dpdk_state::{StateError, StateFile};
 use crate::manager::imds::Imds;
 use crate::manager::links::{LinkError, Links};
+use crate::manager::metrics::AgentMetrics;
 use crate::manager::reconcile::Executor;
 use crate::manager::sriov::DevicePluginConfig;
 use crate::manager::sysfs::Sysfs;
@@ -69,6 +76,11 @@ pub struct AgentConfig {
     /// Instance metadata to cross-check MACs with (`http://169.254.169.254` on EC2).
     pub imds_endpoint: Option<String>,
     pub retry: Retry,
+    /// Where the agent counts what it does (served by [`metrics::serve`]).
+    pub metrics: AgentMetrics,
+    /// Turns true once the ENINode watch has synced (the netlink socket is open before the
+    /// agent starts; the agent ends when it closes).
+    pub readiness: Readiness,
 }
 
 impl AgentConfig {
@@ -85,20 +97,24 @@ impl AgentConfig {
             plugin: None,
             imds_endpoint: None,
             retry: Retry::default(),
+            metrics: AgentMetrics::default(),
+            readiness: Readiness::default(),
         }
     }
 
     fn executor<L: Links>(&self, links: L, dry_run: bool) -> Result<Executor<L>, AgentError> {
         let sysfs = Sysfs::new(&self.sysfs_root, self.settle);
         let imds = self.imds_endpoint.as_deref().map(Imds::new).transpose();
+        let state = StateFile::new(&self.state_file);
         Ok(Executor {
             links,
-            dpdk: Dpdk::load(sysfs, StateFile::new(&self.state_file), dry_run)?,
+            dpdk: Dpdk::load(sysfs, state, dry_run, self.metrics.clone())?,
             plugin_config: DevicePluginConfig::new(&self.sriov_config),
             imds: imds.map_err(AgentError::Imds)?,
             confirmed: HashSet::new(),
             dry_run,
             failed: HashMap::new(),
+            metrics: self.metrics.clone(),
         })
     }
 }

@@ -60,7 +60,7 @@ pub async fn once(
             errors.push(error.to_string());
         }
         let reports = reports(&desired, &outcomes);
-        let mut writer = StatusWriter::new(client, &config.node_name);
+        let mut writer = StatusWriter::new(client, &config.node_name, config.metrics.clone());
         if let Err(error) = writer.write(eninode.as_ref(), &reports).await {
             errors.push(error.to_string());
         }
@@ -136,6 +136,8 @@ fn state(outcome: &Outcome, dry_run: bool) -> String {
         "released".into()
     } else if let Some(dpdk) = bound {
         format!("bound to {}", dpdk.driver)
+    } else if outcome.resource.as_ref().is_some_and(|r| r.taken) {
+        "taken by a pod".into()
     } else {
         "configured".into()
     }

@@ -16,6 +16,8 @@ pub struct Outcome {
     pub interface: Option<String>,
     pub mtu: Option<u32>,
     pub dpdk: Option<DpdkReport>,
+    /// The device plugin resource of a device left on its kernel driver.
+    pub resource: Option<ResourceReport>,
     /// What was changed (or, in a dry run, would be), in order.
     pub changes: Vec<String>,
     pub problem: Option<Problem>,
@@ -28,6 +30,17 @@ pub struct DpdkReport {
     pub driver: String,
     pub bound: bool,
     pub resource: Option<String>,
+}
+
+/// A device on its kernel driver advertised as a device plugin resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceReport {
+    pub pci: String,
+    /// `prefix/name`.
+    pub name: String,
+    /// Whether a pod holds the device: its interface is in another network namespace
+    /// (moved there by the `host-device` CNI plugin), the device still on its driver.
+    pub taken: bool,
 }
 
 /// Why an entry is not configured.
@@ -52,6 +65,7 @@ impl Outcome {
             interface: None,
             mtu: None,
             dpdk: None,
+            resource: None,
             changes: Vec::new(),
             problem: None,
         }
@@ -86,26 +100,31 @@ impl Outcome {
             interface,
             mtu,
             dpdk,
+            resource,
             changes: _,
             problem,
         } = self;
-        (key, eni_id, mac, serving, interface, mtu, dpdk, problem)
-            == (
-                &other.key,
-                &other.eni_id,
-                &other.mac,
-                &other.serving,
-                &other.interface,
-                &other.mtu,
-                &other.dpdk,
-                &other.problem,
-            )
+        (
+            key, eni_id, mac, serving, interface, mtu, dpdk, resource, problem,
+        ) == (
+            &other.key,
+            &other.eni_id,
+            &other.mac,
+            &other.serving,
+            &other.interface,
+            &other.mtu,
+            &other.dpdk,
+            &other.resource,
+            &other.problem,
+        )
     }
 
-    /// Served, and as the spec asks.
+    /// Served, and as the spec asks (an interface a pod took is as the spec asks).
     pub fn configured(&self) -> bool {
         self.serving
             && self.problem.is_none()
-            && (self.interface.is_some() || self.dpdk.as_ref().is_some_and(|d| d.bound))
+            && (self.interface.is_some()
+                || self.dpdk.as_ref().is_some_and(|d| d.bound)
+                || self.resource.as_ref().is_some_and(|r| r.taken))
     }
 }

@@ -9,6 +9,7 @@ use crate::manager::dpdk::Dpdk;
 use crate::manager::imds::{Imds, Lookup};
 use crate::manager::links::{LinkError, LinkState, Links, only_link_with};
 use crate::manager::mac::Mac;
+use crate::manager::metrics::AgentMetrics;
 use crate::manager::outcome::{Outcome, Problem};
 use crate::manager::sriov::{DevicePluginConfig, SriovError};
 
@@ -24,6 +25,7 @@ pub struct Executor<L> {
     pub dry_run: bool,
     /// The wanted state and the link each failing entry's last attempt was made on.
     pub failed: HashMap<EntryKey, (Wanted, Option<LinkState>)>,
+    pub metrics: AgentMetrics,
 }
 
 impl<L: Links> Executor<L> {
@@ -44,12 +46,18 @@ impl<L: Links> Executor<L> {
         for released in self.dpdk.release_unwanted(desired).await {
             merge_release(&mut outcomes, released);
         }
+        self.dpdk.withdraw_unwanted(desired);
         Ok(outcomes)
     }
 
     /// Serves one entry whose link (if any) is `link`, remembering what a failure was on.
     pub async fn serve(&mut self, wanted: &Wanted, link: Option<&LinkState>) -> Outcome {
+        let started = std::time::Instant::now();
         let outcome = self.serve_now(wanted, link).await;
+        if !outcome.changes.is_empty() && !self.dry_run {
+            let elapsed = started.elapsed().as_secs_f64();
+            self.metrics.configure_seconds.observe(elapsed);
+        }
         if outcome.problem.is_some() {
             let inputs = (wanted.clone(), link.cloned());
             self.failed.insert(wanted.key.clone(), inputs);
@@ -76,10 +84,14 @@ impl<L: Links> Executor<L> {
             outcome.interface = Some(link.name.clone());
             return outcome;
         }
-        match (&wanted.dpdk, link) {
-            (Some(dpdk), _) => self.dpdk.serve(wanted, dpdk, link).await,
+        let outcome = match (&wanted.dpdk, link) {
+            (Some(dpdk), _) => return self.dpdk.serve(wanted, dpdk, link).await,
             (None, Some(link)) => configure(&self.links, wanted, link, self.dry_run).await,
             (None, None) => Outcome::waiting(wanted),
+        };
+        match &wanted.resource {
+            Some(resource) => self.dpdk.advertise(wanted, resource, link, outcome),
+            None => outcome,
         }
     }
 

@@ -42,6 +42,10 @@ fn entry(outcome: &Outcome) -> InterfaceStatus {
         // Still bound after a failed release: the controller keeps waiting, and says why.
         entry.message = outcome.problem.as_ref().map(|p| p.message.clone());
     }
+    if let Some(resource) = &outcome.resource {
+        entry.pci_address = Some(resource.pci.clone());
+        entry.dpdk_resource_name = Some(resource.name.clone());
+    }
     if let Some(dpdk) = &outcome.dpdk {
         entry.pci_address = Some(dpdk.pci.clone());
         entry.dpdk_bound = Some(dpdk.bound);

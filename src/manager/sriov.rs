@@ -1,22 +1,27 @@
 //! The SR-IOV network device plugin's config file (`/etc/pcidp/config.json`): one
-//! `resourceList` entry per DPDK resource, selecting its devices by PCI address.
+//! `resourceList` entry per resource, selecting its devices by PCI address and driver (the
+//! DPDK driver of a bound device, the kernel driver of one left on it), one selector per
+//! driver:
 //!
 //! ```json
 //! {"resourceList": [{"resourceName": "ena_dpdk", "resourcePrefix": "intel.com",
-//!                    "selectors": [{"pciAddresses": ["0000:00:06.0"]}]}]}
+//!                    "selectors": [{"drivers": ["vfio-pci"], "pciAddresses": ["0000:00:06.0"]}]}]}
 //! ```
 //!
-//! `selectors` is written as a list of selector maps, the plugin's preferred form (a single
-//! map is its deprecated form).
+//! `selectors` is written as a list of selector objects: the plugin reads a list since
+//! v3.6.0 (its README: "either a single device selector map or a list of maps. The list
+//! syntax is preferred"; `parseObjectOrSlice` in its factory), and only a single object
+//! before. aws-multi-eni-controller writes the list too.
 //!
 //! Entries of other resources, and any other field, are left as they are: the file may be
 //! shared with an administrator's own resources.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
+use crate::manager::dpdk_state::Resources;
 use crate::manager::files::write_atomically_if_changed;
 
 /// The plugin's prefix for entries that name none (its `--resource-prefix` default).
@@ -52,14 +57,9 @@ impl DevicePluginConfig {
         &self.path
     }
 
-    /// Makes the file advertise `wanted` (`prefix/name` to PCI addresses), dropping the
-    /// entries of `owned` resources that are not wanted any more. Returns whether the file
-    /// changed (and the plugin must reload it).
-    pub fn sync(
-        &self,
-        owned: &BTreeSet<String>,
-        wanted: &BTreeMap<String, Vec<String>>,
-    ) -> Result<bool, SriovError> {
+    /// Makes the file advertise `wanted`, dropping the entries of `owned` resources that are
+    /// not wanted any more. Returns whether the file changed (and the plugin must reload it).
+    pub fn sync(&self, owned: &BTreeSet<String>, wanted: &Resources) -> Result<bool, SriovError> {
         let existing = match std::fs::read_to_string(&self.path) {
             Ok(text) => Some(text),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
@@ -81,7 +81,7 @@ impl DevicePluginConfig {
 pub fn render(
     existing: Option<&str>,
     owned: &BTreeSet<String>,
-    wanted: &BTreeMap<String, Vec<String>>,
+    wanted: &Resources,
 ) -> Result<String, String> {
     let mut config: Map<String, Value> = match existing.map(str::trim) {
         None | Some("") => Map::new(),
@@ -97,14 +97,19 @@ pub fn render(
     entries.retain(|entry| {
         full_name(entry).is_none_or(|name| !owned.contains(&name) && !wanted.contains_key(&name))
     });
-    for (resource, pci_addresses) in wanted {
+    for (resource, by_driver) in wanted {
         let (prefix, name) = resource
             .split_once('/')
             .unwrap_or((DEFAULT_PREFIX, resource));
+        let selectors: Vec<Value> = (by_driver.iter())
+            .map(|(driver, pci_addresses)| {
+                json!({"drivers": [driver], "pciAddresses": pci_addresses})
+            })
+            .collect();
         entries.push(json!({
             "resourceName": name,
             "resourcePrefix": prefix,
-            "selectors": [{"pciAddresses": pci_addresses}],
+            "selectors": selectors,
         }));
     }
     let mut text = serde_json::to_string_pretty(&config).expect("JSON serializes");
@@ -124,25 +129,38 @@ fn full_name(entry: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeSet;
 
     use serde_json::{Value, json};
 
     use super::render;
 
-    fn wanted(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
-        entries
-            .iter()
-            .map(|(name, pcis)| ((*name).into(), pcis.iter().map(|p| (*p).into()).collect()))
-            .collect()
+    use crate::manager::dpdk_state::Resources;
+
+    /// Resources of devices on one driver each.
+    fn wanted(entries: &[(&str, &str, &[&str])]) -> Resources {
+        let mut resources = Resources::new();
+        for (name, driver, pcis) in entries {
+            let pcis = pcis.iter().map(|p| (*p).into()).collect();
+            (resources.entry((*name).into()).or_default()).insert((*driver).into(), pcis);
+        }
+        resources
     }
 
     #[test]
-    fn a_new_file_lists_each_resource_with_its_devices() {
+    fn a_new_file_lists_each_resource_with_its_devices_by_driver() {
         let text = render(
             None,
             &BTreeSet::new(),
-            &wanted(&[("example.com/dpdk", &["0000:00:06.0", "0000:00:07.0"])]),
+            &wanted(&[
+                (
+                    "example.com/dpdk",
+                    "vfio-pci",
+                    &["0000:00:06.0", "0000:00:07.0"],
+                ),
+                ("example.com/dpdk", "uio_pci_generic", &["0000:00:09.0"]),
+                ("example.com/kernel", "ena", &["0000:00:08.0"]),
+            ]),
         )
         .unwrap();
         let config: Value = serde_json::from_str(&text).unwrap();
@@ -150,7 +168,11 @@ mod tests {
             config,
             json!({"resourceList": [{
                 "resourceName": "dpdk", "resourcePrefix": "example.com",
-                "selectors": [{"pciAddresses": ["0000:00:06.0", "0000:00:07.0"]}],
+                "selectors": [{"drivers": ["uio_pci_generic"], "pciAddresses": ["0000:00:09.0"]},
+                              {"drivers": ["vfio-pci"], "pciAddresses": ["0000:00:06.0", "0000:00:07.0"]}],
+            }, {
+                "resourceName": "kernel", "resourcePrefix": "example.com",
+                "selectors": [{"drivers": ["ena"], "pciAddresses": ["0000:00:08.0"]}],
             }]})
         );
     }
@@ -170,7 +192,7 @@ mod tests {
         let text = render(
             Some(&existing),
             &owned,
-            &wanted(&[("example.com/dpdk", &["0000:00:06.0"])]),
+            &wanted(&[("example.com/dpdk", "vfio-pci", &["0000:00:06.0"])]),
         )
         .unwrap();
         let config: Value = serde_json::from_str(&text).unwrap();
@@ -190,12 +212,12 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_config_is_an_error_naming_the_fix() {
-        let error = render(Some("[1, 2]"), &BTreeSet::new(), &BTreeMap::new()).unwrap_err();
+        let error = render(Some("[1, 2]"), &BTreeSet::new(), &Resources::new()).unwrap_err();
         assert!(error.contains("fix or remove the file"), "{error}");
         let error = render(
             Some(r#"{"resourceList": 3}"#),
             &BTreeSet::new(),
-            &BTreeMap::new(),
+            &Resources::new(),
         )
         .unwrap_err();
         assert!(error.contains("resourceList"), "{error}");

@@ -3,6 +3,7 @@
 //! own object only, and the API server's admission policy refuses any other), only when they
 //! differ from what is there.
 
+use crate::manager::metrics::AgentMetrics;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::api::{Patch, PatchParams};
@@ -47,10 +48,12 @@ pub struct StatusWriter {
     /// What was last applied, and the resourceVersion seen before: until the watch delivers
     /// a newer version, the object cannot show the write yet.
     applied: Option<(ENINodeStatus, Option<String>)>,
+    metrics: AgentMetrics,
 }
 
 impl StatusWriter {
-    pub fn new(client: kube::Client, node: &str) -> StatusWriter {
+    /// Writes `node`'s status through `client`, counting its applies in `metrics`.
+    pub fn new(client: kube::Client, node: &str, metrics: AgentMetrics) -> StatusWriter {
         StatusWriter {
             client,
             node: node.into(),
@@ -58,6 +61,7 @@ impl StatusWriter {
             // earlier manager instead of failing on a conflict forever.
             params: PatchParams::apply(FIELD_MANAGER).force(),
             applied: None,
+            metrics,
         }
     }
 
@@ -82,7 +86,10 @@ impl StatusWriter {
         if pending || !differs(current, &wanted) {
             return Ok(());
         }
-        match self.apply(&wanted).await {
+        let result = self.apply(&wanted).await;
+        let label = result.as_ref().err().map_or("ok", StatusError::label);
+        self.metrics.status_write(label);
+        match result {
             Ok(()) => {
                 self.applied = Some((wanted, version));
                 Ok(())

@@ -39,6 +39,19 @@ pub enum SysfsError {
         "driver {driver} is not loaded on this node ({path} is missing): load it (modprobe {driver}) or choose another spec.dpdkDriver"
     )]
     DriverNotLoaded { driver: String, path: PathBuf },
+    /// The kernel refused to bind the device to the driver (its probe failed: vfio-pci
+    /// without an IOMMU or its no-IOMMU mode answers EINVAL); the device was given back to
+    /// the driver it had.
+    #[error("the kernel refused to bind {pci} to {driver} ({source}); {restored}. {fix}")]
+    BindRefused {
+        pci: String,
+        driver: String,
+        source: io::Error,
+        /// What became of the device: given back to its driver, or why not.
+        restored: String,
+        /// What to do about it, for this driver.
+        fix: &'static str,
+    },
     /// The kernel did not carry out the step in time.
     #[error("PCI device {pci} did not {step} (its driver is {current})")]
     NotSettled {
@@ -57,6 +70,7 @@ impl SysfsError {
             SysfsError::NoDevice { .. } => "no_pci_device_for_interface",
             SysfsError::NoPciDevice { .. } => "pci_device_missing",
             SysfsError::DriverNotLoaded { .. } => "driver_not_loaded",
+            SysfsError::BindRefused { .. } => "bind_refused",
             SysfsError::NotSettled { .. } => "bind_not_settled",
             SysfsError::Io { .. } => "sysfs_io",
         }
@@ -126,7 +140,10 @@ impl Sysfs {
 
     /// Binds the device to `driver`: `echo <driver> > driver_override`, unbind from the
     /// current driver, `echo <pci> > /sys/bus/pci/drivers/<driver>/bind`. The override
-    /// stays, so that a later probe (a module reload) cannot hand the device back.
+    /// stays, so that a later probe (a module reload) cannot hand the device back. When the
+    /// kernel refuses the bind (the write fails: the driver's probe failed), the device is
+    /// given back to the driver it had at once ([`Sysfs::restore`]) and the error is
+    /// [`SysfsError::BindRefused`].
     pub async fn bind(&self, pci: &str, driver: &str) -> Result<(), SysfsError> {
         let current = self.driver(pci)?;
         let bind = self.driver_dir(driver)?.join("bind");
@@ -135,9 +152,47 @@ impl Sysfs {
             return Ok(());
         }
         self.unbind(pci, current.as_deref()).await?;
-        write(&bind, pci)?;
+        if let Err(source) = std::fs::write(&bind, pci) {
+            let restored = match self.restore(pci, current.as_deref()).await {
+                Ok(()) => match &current {
+                    Some(original) => format!("it is back on {original}"),
+                    None => "it is back without a driver, as it was".into(),
+                },
+                Err(error) => format!("giving it back failed too: {error}"),
+            };
+            return Err(SysfsError::BindRefused {
+                pci: pci.into(),
+                driver: driver.into(),
+                source,
+                restored,
+                fix: bind_fix(driver),
+            });
+        }
         self.wait_for_driver(pci, Some(driver), &format!("bind to {driver}"))
             .await
+    }
+
+    /// What a refused bind depends on besides the spec: the loaded modules, vfio's no-IOMMU
+    /// mode and whether the device is in an IOMMU group. A bind refused under the same
+    /// environment would be refused again.
+    pub fn bind_environment(&self, pci: &str) -> String {
+        let mut modules: Vec<String> = std::fs::read_dir(self.root.join("module"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        modules.sort();
+        let noiommu = self
+            .root
+            .join("module/vfio/parameters/enable_unsafe_noiommu_mode");
+        let noiommu = std::fs::read_to_string(noiommu).unwrap_or_default();
+        let group = self.device(pci).join("iommu_group").exists();
+        format!(
+            "{} noiommu={} group={group}",
+            modules.join(","),
+            noiommu.trim()
+        )
     }
 
     /// Gives the device back: clears `driver_override`, unbinds it, and binds it to
@@ -226,6 +281,18 @@ impl Sysfs {
                 driver: driver.into(),
                 path,
             })
+        }
+    }
+}
+
+/// The fix for a driver the kernel refused a device to.
+fn bind_fix(driver: &str) -> &'static str {
+    match driver {
+        "vfio-pci" => {
+            "vfio-pci needs an IOMMU (an instance type and kernel with one enabled, e.g. intel_iommu=on) or vfio's no-IOMMU mode (a kernel built with CONFIG_VFIO_NOIOMMU: echo 1 > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode); or set spec.dpdkDriver to uio_pci_generic"
+        }
+        _ => {
+            "The kernel's log (dmesg) says why the driver's probe failed; choose another spec.dpdkDriver"
         }
     }
 }

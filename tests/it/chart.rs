@@ -106,6 +106,7 @@ fn schema_rejects_bad_values_naming_them() {
         ("controler.replicas=1", "controler"),
         ("dpdk.sriovConfigPath=pcidp/config.json", "sriovConfigPath"),
         ("clusterName=my cluster", "clusterName"),
+        ("manager.probes.bindAddress=", "bindAddress"),
     ];
     let mut failures = Vec::new();
     for (value, field) in cases {

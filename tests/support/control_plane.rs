@@ -3,7 +3,10 @@
 //!
 //! The binaries come from `just testbins` (directory in `MULTI_ENI_TESTBINS`, else the
 //! script is run). Processes are killed when the [`ControlPlane`] drops and, through
-//! `PR_SET_PDEATHSIG`, when the test process dies, whatever the reason.
+//! `PR_SET_PDEATHSIG`, when the test process dies, whatever the reason. Its directory (about
+//! 120 MB, mostly etcd's preallocated WAL) goes on drop; the [`shared`] one, which a static
+//! holds and so is never dropped, goes when the process exits, and the directories of runs
+//! killed by a signal are removed by the next run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,13 +38,20 @@ pub struct ControlPlane {
     dir: TempDir,
 }
 
+/// The prefix of every control plane's directory, under the system's temporary directory.
+const DIR_PREFIX: &str = "multi-eni-cp-";
+
+static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+
 /// The control plane shared by every test of this test binary, started on first use with the
-/// CRDs installed. It lives until the process exits.
+/// CRDs installed. It lives until the process exits, and is then stopped and its directory
+/// removed (an `atexit` handler: the test harness ends by returning from `main` or by
+/// `std::process::exit`, both of which run them).
 pub fn shared() -> &'static ControlPlane {
-    static SHARED: OnceLock<ControlPlane> = OnceLock::new();
     SHARED.get_or_init(|| {
+        remove_dead_runs_dirs();
         // Start it on a runtime of its own: the caller's runtime ends with its test.
-        std::thread::spawn(|| {
+        let plane = std::thread::spawn(|| {
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
             runtime.block_on(async {
                 let plane = ControlPlane::start().await;
@@ -50,8 +60,53 @@ pub fn shared() -> &'static ControlPlane {
             })
         })
         .join()
-        .expect("the control plane started")
+        .expect("the control plane started");
+        #[allow(unsafe_code)]
+        // SAFETY: registers a plain function; it runs once, on the exiting thread.
+        let registered = unsafe { libc::atexit(stop_shared) };
+        assert_eq!(registered, 0, "atexit");
+        plane
     })
+}
+
+extern "C" fn stop_shared() {
+    if let Some(plane) = SHARED.get() {
+        plane.apiserver.kill();
+        plane.etcd.kill();
+        let _ = std::fs::remove_dir_all(plane.dir());
+    }
+}
+
+/// Removes the directories of control planes whose process is gone (a run killed by a
+/// signal runs no exit handler): those no process names on its command line (etcd names its
+/// data directory there, and dies with its test process) and untouched for a minute (a
+/// plane being started has no etcd yet).
+fn remove_dead_runs_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let command_lines: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|process| std::fs::read(process.path().join("cmdline")).ok())
+        .map(|line| String::from_utf8_lossy(&line).into_owned())
+        .collect();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified.elapsed().unwrap_or_default() > Duration::from_mins(1));
+        let dir = path.to_string_lossy();
+        if name.to_string_lossy().starts_with(DIR_PREFIX)
+            && old
+            && !command_lines.iter().any(|line| line.contains(dir.as_ref()))
+        {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 impl ControlPlane {
@@ -59,7 +114,7 @@ impl ControlPlane {
     pub async fn start() -> ControlPlane {
         let bin_dir = testbins();
         let dir = tempfile::Builder::new()
-            .prefix("multi-eni-cp-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .expect("tempdir");
         let pki = Pki::write(dir.path());

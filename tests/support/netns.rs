@@ -89,6 +89,8 @@ impl TestNetns {
             .arg("--sriov-config")
             .arg(dir.join("pcidp.json"))
             .args(["--imds-endpoint", "none"])
+            // Any free port: agents of several tests share this machine's loopback.
+            .args(["--metrics-addr", "127.0.0.1:0"])
             .env("KUBECONFIG", kubeconfig);
         command
     }

@@ -65,6 +65,14 @@ impl Process {
         self.child.lock().expect("lock").id()
     }
 
+    /// Kills the process and reaps it; does nothing when another thread holds it.
+    pub fn kill(&self) {
+        if let Ok(mut child) = self.child.try_lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn check_alive(&self) {
         let exited = self.child.lock().expect("lock").try_wait().expect("wait");
         if let Some(status) = exited {

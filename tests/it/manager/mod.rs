@@ -5,6 +5,7 @@
 //! admission policy, each with a token bound to a pod on its node, as the kubelet gives one.
 //! DPDK's PCI side runs against real devices in node VMs (`node_vm`).
 
+mod endpoint;
 mod failures;
 mod imds;
 mod link_ops;

@@ -3,23 +3,23 @@
 //! keeps it across its own restart, and gives it back to virtio-pci when DPDK is turned off
 //! or the ENI is detached (the interface comes back).
 //!
-//! vfio-pci is not tried: Debian's cloud kernel is built without VFIO_NOIOMMU and the `pc`
-//! machine has no IOMMU, so vfio-pci cannot take a device in this guest.
+//! vfio-pci cannot take a device in this guest (Debian's cloud kernel is built without
+//! VFIO_NOIOMMU and the `pc` machine has no IOMMU): `bind_refused` tests that case.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 
-use super::VmCluster;
+use super::{VmCluster, restart_agent};
 use crate::support::vm::NodeVm;
 
-const WAIT: Duration = Duration::from_mins(1);
+pub const WAIT: Duration = Duration::from_mins(1);
 
 /// The PCI driver of a device in the guest, `none` when unbound.
-async fn driver(vm: &NodeVm, pci: &str) -> String {
+pub async fn driver(vm: &NodeVm, pci: &str) -> String {
     let script = format!(
         "basename \"$(readlink /sys/bus/pci/devices/{pci}/driver)\" 2>/dev/null || echo none"
     );
@@ -27,11 +27,11 @@ async fn driver(vm: &NodeVm, pci: &str) -> String {
 }
 
 /// Whether the guest has a network interface with `mac`.
-fn has_link(mac: &str) -> String {
+pub fn has_link(mac: &str) -> String {
     format!("ip -o link | grep -q 'link/ether {mac} '")
 }
 
-async fn plugin_pod(vc: &VmCluster, name: &str, node: &str) {
+pub async fn plugin_pod(vc: &VmCluster, name: &str, node: &str) {
     let pods: Api<Pod> = Api::namespaced(vc.cluster.client.clone(), "kube-system");
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "sriovdp"}},
@@ -43,10 +43,20 @@ async fn plugin_pod(vc: &VmCluster, name: &str, node: &str) {
         .expect("create the plugin's pod");
 }
 
-async fn pod_going(vc: &VmCluster, name: &str) -> bool {
+pub async fn pod_going(vc: &VmCluster, name: &str) -> bool {
     let pods: Api<Pod> = Api::namespaced(vc.cluster.client.clone(), "kube-system");
     let pod = pods.get_opt(name).await.expect("get the pod");
     pod.is_none_or(|pod| pod.metadata.deletion_timestamp.is_some())
+}
+
+/// Waits until the plugin's pod is deleted (given a deletion timestamp: no kubelet runs it).
+pub async fn wait_going(vc: &VmCluster, pod: &str) {
+    let going = tokio::time::timeout(WAIT, async {
+        while !pod_going(vc, pod).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    going.await.expect("the plugin's pod deleted");
 }
 
 #[tokio::test]
@@ -84,20 +94,13 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
         "{state}"
     );
     let plugin_config = json!({"resourceList": [{"resourceName": "ena_dpdk", "resourcePrefix": "intel.com",
-                                                 "selectors": [{"pciAddresses": [pci]}]}]});
+                                                 "selectors": [{"drivers": ["uio_pci_generic"], "pciAddresses": [pci]}]}]});
     let read_config = || async {
         let text = vm.sh("cat /etc/pcidp/config.json").await;
         serde_json::from_str::<serde_json::Value>(&text).expect("JSON")
     };
     assert_eq!(read_config().await, plugin_config);
-    let deleted = tokio::time::timeout(WAIT, async {
-        while !pod_going(&vc, "sriovdp-here").await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    deleted
-        .await
-        .expect("the plugin's pod on this node is deleted");
+    wait_going(&vc, "sriovdp-here").await;
     assert!(!pod_going(&vc, "sriovdp-elsewhere").await);
 
     let missing = vc
@@ -116,13 +119,7 @@ async fn a_hot_plugged_eni_is_bound_kept_across_a_restart_and_given_back_with_it
     vm.sh(&has_link(&other_mac)).await;
 
     // Killed while the device is bound, and started again: it stays bound.
-    vm.kill_agent().await;
-    vm.start_agent().await;
-    let restarted = || vm.agent_log().matches("multi-eni manager starting").count() == 2;
-    while !restarted() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    restart_agent(vm).await;
     assert_eq!(driver(vm, &pci).await, "uio_pci_generic");
     assert_eq!(read_config().await, plugin_config);
 
@@ -172,19 +169,9 @@ async fn a_bound_eni_is_given_back_before_it_is_detached_and_unplugged() {
     );
     vm.sh(&watch).await;
 
-    vc.cluster
-        .nodeenis()
-        .delete("dpdk-detach", &DeleteParams::default())
-        .await
-        .expect("delete the NodeENI");
     // EC2 detaches only after the device is given back; the guest releases it (unplug),
     // then the ENI is deleted and the finalizer removed.
-    vm.wait_until(
-        "the device unplugged",
-        &format!("! test -e /sys/bus/pci/devices/{pci}"),
-        WAIT,
-    )
-    .await;
+    vc.delete_until_unplugged("dpdk-detach", &pci).await;
     let gone = tokio::time::timeout(WAIT, async {
         while vc
             .cluster

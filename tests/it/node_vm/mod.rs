@@ -4,12 +4,15 @@
 //! What needs a kernel is proven here: PCI hot-plug, driver binding for DPDK, the device
 //! given back. (Netlink-only behaviour is tested faster in network namespaces: `manager`.)
 
+mod bind_refused;
 mod dpdk;
+mod kernel_resource;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use kube::api::DeleteParams;
 use multi_eni::api::{InterfaceSpec, InterfaceStatus};
 use serde_json::{Value, json};
 
@@ -106,6 +109,23 @@ impl VmCluster {
         }
     }
 
+    /// Deletes a NodeENI and waits until the guest has released the device at `pci` (its
+    /// ENI detached).
+    pub async fn delete_until_unplugged(&self, nodeeni: &str, pci: &str) {
+        self.cluster
+            .nodeenis()
+            .delete(nodeeni, &DeleteParams::default())
+            .await
+            .expect("delete the NodeENI");
+        self.vm()
+            .wait_until(
+                "the device unplugged",
+                &format!("! test -e /sys/bus/pci/devices/{pci}"),
+                Duration::from_mins(1),
+            )
+            .await;
+    }
+
     /// This node's interface of a NodeENI, from its ENINode.
     pub async fn entry(&self, nodeeni: &str) -> Option<Interface> {
         let eninode = self.cluster.eninodes().get_opt(self.node).await.ok()??;
@@ -117,6 +137,19 @@ impl VmCluster {
             .unwrap_or_default();
         Some(Interface { spec, status })
     }
+}
+
+/// Kills the node's agent (SIGKILL: no chance to finish anything) and starts it again; returns
+/// two seconds after it has started, time for its first pass.
+pub async fn restart_agent(vm: &NodeVm) {
+    let starts = || vm.agent_log().matches("multi-eni manager starting").count();
+    let before = starts();
+    vm.kill_agent().await;
+    vm.start_agent().await;
+    while starts() == before {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
 }
 
 /// A node's interface of a NodeENI: the controller's spec entry, and the agent's report

@@ -2,8 +2,8 @@
 //! and an initramfs assembled here, at test time, from this machine's Debian packages and
 //! the project's own build: busybox-static (shell, init, `ip`, `nc`, `ping`, `nsenter`), the
 //! kernel modules a node needs with their dependencies, the `multi-eni` binary (the debug
-//! build, stripped, with the shared libraries `ldd` lists), the CNI plugins ipvlan and
-//! host-local, and the scripts in `guest/`.
+//! build, stripped, with the shared libraries `ldd` lists), the CNI plugins ipvlan,
+//! host-local and host-device, and the scripts in `guest/`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,17 +13,21 @@ use crate::support::process::run;
 
 /// Modules loaded at boot, in this order (each after its dependencies): fw_cfg (the test's
 /// settings), the virtio PCI transport and network driver (the management link and every
-/// hot-plugged ENI), ipvlan (pods' secondary networks), uio_pci_generic (DPDK).
-const MODULES: [&str; 5] = [
+/// hot-plugged ENI), ipvlan (pods' secondary networks), uio_pci_generic and vfio-pci (DPDK;
+/// vfio-pci loads, but cannot take a device: the `pc` machine has no IOMMU and the kernel no
+/// VFIO_NOIOMMU).
+const MODULES: [&str; 6] = [
     "qemu_fw_cfg",
     "virtio_pci",
     "virtio_net",
     "ipvlan",
     "uio_pci_generic",
+    "vfio-pci",
 ];
 
-/// The CNI plugins a pod's ipvlan attachment runs (containernetworking-plugins).
-const CNI_PLUGINS: [&str; 2] = ["ipvlan", "host-local"];
+/// The CNI plugins a pod's attachments run (containernetworking-plugins): ipvlan with
+/// host-local, and host-device (a whole ENI advertised by the SR-IOV device plugin).
+const CNI_PLUGINS: [&str; 3] = ["ipvlan", "host-local", "host-device"];
 const CNI_DIR: &str = "/usr/lib/cni";
 const BUSYBOX: &str = "/bin/busybox";
 
