@@ -124,21 +124,26 @@ async fn main() {
     let steady_writes: u64 = diff(&writes_during, &writes_after).values().sum();
     #[allow(clippy::cast_precision_loss)]
     let per_resync = (describes(&after) - describes(&during)) as f64 / 2.0;
-    println!("\nsteady state, over two resync periods of {resync}:");
-    println!("  API-server writes                        {steady_writes} (target 0)");
-    // One listing of N ENIs takes ceil(N / 1000) calls: 1000 is DescribeNetworkInterfaces'
-    // largest page (MaxResults).
-    let pages = nodes.div_ceil(1000);
-    println!("  EC2 describe calls per resync            {per_resync:.1} (target <= 2)");
-    #[allow(clippy::cast_precision_loss)]
-    let listings = per_resync / pages as f64;
-    println!(
-        "    listings of every ENI per resync       {listings:.1} ({pages} pages of at most 1000 each)"
-    );
+    report_steady_state(&resync, steady_writes, per_resync, nodes);
     println!("\ncontroller: peak RSS {rss_mib:.1} MiB, CPU {cpu_seconds:.2} s");
     objects::report_sizes(&cluster, "bench").await;
     report_watches(&watches);
     cluster.kill_controller();
+}
+
+/// What the controller did over two resyncs once everything was configured.
+fn report_steady_state(resync: &str, writes: u64, describes_per_resync: f64, nodes: usize) {
+    println!("\nsteady state, over two resync periods of {resync}:");
+    println!("  API-server writes                        {writes} (target 0)");
+    println!("  EC2 describe calls per resync            {describes_per_resync:.1} (target <= 2)");
+    // One listing of N ENIs takes ceil(N / 1000) calls: 1000 is DescribeNetworkInterfaces'
+    // largest page (MaxResults).
+    let pages = nodes.div_ceil(1000);
+    #[allow(clippy::cast_precision_loss)]
+    let listings = describes_per_resync / pages as f64;
+    println!(
+        "    listings of every ENI per resync       {listings:.1} ({pages} pages of at most 1000 each)"
+    );
 }
 
 /// `nodes` Nodes labelled for the benchmark, each with an instance, in both zones.
