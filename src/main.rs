@@ -24,7 +24,7 @@ enum Command {
     Controller(controller::Args),
     /// Configure the Linux interfaces of this node's ENIs (runs as a DaemonSet on every node).
     Manager(manager::Args),
-    /// Work with the NodeENI CustomResourceDefinition.
+    /// Work with the CustomResourceDefinitions (NodeENI and ENINode).
     #[command(subcommand)]
     Crd(crd::Command),
 }

@@ -149,6 +149,8 @@ pub struct NodeENISpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$')")
         .message("must be a Linux interface name: 1 to 15 letters, digits, '-', '_' or '.', not starting with '.'"))]
+    #[x_kube(validation = Rule::new("self != 'all' && self != 'default'")
+        .message("all and default are taken by the kernel (/proc/sys/net/ipv4/conf/all and default): choose another name"))]
     #[schemars(length(max = 15))]
     pub interface_name: Option<String>,
 

@@ -36,13 +36,13 @@ pub struct Args {
     #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
 
-    /// How often the whole state is read again from EC2, e.g. 5m.
-    #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
+    /// How often the whole state is read again from EC2, e.g. 5m (at least 1s).
+    #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = super::at_least_a_second)]
     pub resync_period: Duration,
 
-    /// How many EC2 actions run at once.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 32)]
-    pub concurrency: usize,
+    /// How many EC2 actions run at once (at least 1).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
 
     /// Share of AWS's EC2 request rates (per throttling bucket) to stay within; the rest is
     /// left to other tools of the account. 0 < budget <= 1.
@@ -154,7 +154,7 @@ impl Args {
         let settings = Settings {
             cluster,
             resync: self.resync_period,
-            concurrency: self.concurrency,
+            concurrency: usize::from(self.concurrency),
             gc_grace: self.gc_grace_period,
             poll: self.transition_poll,
             dpdk_release_timeout: self.dpdk_release_timeout,

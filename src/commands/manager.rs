@@ -27,8 +27,9 @@ pub struct Args {
     #[arg(long, requires = "once")]
     pub dry_run: bool,
 
-    /// How often interfaces are re-checked for drift (netlink events act at once).
-    #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = humantime::parse_duration)]
+    /// How often interfaces are re-checked for drift, e.g. 5m, at least 1s (netlink events act
+    /// at once).
+    #[arg(long, env = "RESYNC_PERIOD", default_value = "5m", value_parser = super::at_least_a_second)]
     pub resync_period: Duration,
 
     /// Root of the sysfs tree (for DPDK binding).

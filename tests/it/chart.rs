@@ -107,6 +107,7 @@ fn schema_rejects_bad_values_naming_them() {
         ("dpdk.sriovConfigPath=pcidp/config.json", "sriovConfigPath"),
         ("clusterName=my cluster", "clusterName"),
         ("manager.probes.bindAddress=", "bindAddress"),
+        ("manager.probes.bindAddress=localhost", "bindAddress"),
     ];
     let mut failures = Vec::new();
     for (value, field) in cases {

@@ -254,6 +254,8 @@ async fn invalid_specs_are_rejected_naming_the_field() {
         ),
         (json!({"interfaceName": "eth 1"}), "spec.interfaceName"),
         (json!({"interfaceName": ".."}), "spec.interfaceName"),
+        (json!({"interfaceName": "all"}), "spec.interfaceName"),
+        (json!({"interfaceName": "default"}), "spec.interfaceName"),
         (
             json!({"interfaceName": "fourteen-chars", "subnetIDs": ["subnet-0a1b2c3d"]}),
             "spec.interfaceName",
