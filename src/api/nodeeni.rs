@@ -160,8 +160,10 @@ pub struct NodeENISpec {
 
     /// Extra AWS tags for the ENI.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('aws:') && !k.startsWith('multi-eni.k8s.aws/'))")
-        .message("keys starting with aws: or multi-eni.k8s.aws/ are reserved"))]
+    #[x_kube(validation = Rule::new("self.all(k, !k.lowerAscii().startsWith('aws:') && !k.startsWith('multi-eni.k8s.aws/'))")
+        .message("keys starting with aws: (in any case) or multi-eni.k8s.aws/ are reserved"))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) > 0)")
+        .message("keys must not be empty"))]
     #[x_kube(validation = Rule::new("self.all(k, size(k) <= 128 && size(self[k]) <= 256)")
         .message("keys are at most 128 characters and values at most 256"))]
     #[schemars(extend("maxProperties" = 32))]

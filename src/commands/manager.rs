@@ -36,8 +36,9 @@ pub struct Args {
     #[arg(long, env = "SYSFS_ROOT", default_value = "/sys")]
     pub sysfs_root: PathBuf,
 
-    /// Where the agent records the devices it bound to DPDK drivers, so that a restarted
-    /// agent can give them back (keep it on a hostPath volume).
+    /// Where the agent records the devices it bound to DPDK drivers and those it advertises
+    /// on their kernel driver, so that a restarted agent can give them back or keep
+    /// advertising them (keep it on a hostPath volume).
     #[arg(
         long,
         env = "STATE_FILE",
@@ -45,7 +46,8 @@ pub struct Args {
     )]
     pub state_file: PathBuf,
 
-    /// The SR-IOV device plugin's config file, kept in step with DPDK-bound devices.
+    /// The SR-IOV device plugin's config file, kept in step with the devices the agent
+    /// advertises (DPDK-bound, and those on their kernel driver with a resource name).
     #[arg(long, env = "SRIOV_CONFIG", default_value = "/etc/pcidp/config.json")]
     pub sriov_config: PathBuf,
 

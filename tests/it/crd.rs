@@ -254,6 +254,8 @@ async fn invalid_specs_are_rejected_naming_the_field() {
         ),
         (json!({"interfaceName": "eth 1"}), "spec.interfaceName"),
         (json!({"interfaceName": ".."}), "spec.interfaceName"),
+        (json!({"tags": {"AWS:team": "x"}}), "spec.tags"),
+        (json!({"tags": {"": "x"}}), "spec.tags"),
         (json!({"interfaceName": "all"}), "spec.interfaceName"),
         (json!({"interfaceName": "default"}), "spec.interfaceName"),
         (
