@@ -260,6 +260,13 @@ fn slot_entry(
         dpdk_driver: dpdk.then_some(spec.dpdk_driver),
         dpdk_resource_name: spec.dpdk_resource_name.clone().filter(|_| dpdk),
         dpdk_pci_address: spec.dpdk_pci_address.clone().filter(|_| dpdk),
+        ipv4_addresses: Vec::new(),
+        ipv4_prefixes: Vec::new(),
+        pod_network: spec
+            .pod_network
+            .as_ref()
+            .map(|network| (network.name.clone()).unwrap_or_else(|| source.name.to_owned())),
+        ipvlan_mode: spec.pod_network.as_ref().map(|network| network.ipvlan_mode),
     }
 }
 
