@@ -226,4 +226,11 @@ pub struct InterfaceStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub dpdk_resource_name: Option<String>,
+    /// With a pod network: whether the agent has written the network's CNI configuration
+    /// from this ENI in Multus's configuration directory (pods can use the network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_written: Option<bool>,
+    /// Why the pod network is not written from this ENI, naming the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_message: Option<String>,
 }

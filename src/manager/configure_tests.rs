@@ -125,6 +125,7 @@ fn wanted(name: &str) -> Wanted {
         name: Some(name.into()),
         mtu: Some(9001),
         dpdk: None,
+        pod_network: None,
     }
 }
 

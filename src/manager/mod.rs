@@ -4,16 +4,19 @@
 //!
 //! Modules by what they may import:
 //! - pure, no I/O: [`mac`], [`desired`] (the ENINode to wanted interfaces), [`plan`] (observed
-//!   link to changes), [`outcome`], [`report`] (outcomes to status entries);
+//!   link to changes), [`outcome`], [`report`] (outcomes to status entries), [`cni`] (the pod
+//!   networks' CNI configurations);
 //! - OS boundary: [`links`] (the trait), [`netlink`] (its rtnetlink implementation and link
 //!   notifications), [`sysfs`] (PCI driver binding), [`files`], [`dpdk_state`], [`sriov`]
-//!   (the device plugin's config file);
+//!   (the device plugin's config file), [`cni_files`] (Multus's configuration directory);
 //! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
 //!   [`imds`] (instance metadata, to cross-check MACs);
 //! - the executor and the loops: [`configure`] (one link, over the [`links`] trait),
 //!   [`reconcile`], [`dpdk`], [`agent`], [`tasks`], [`once`].
 
 pub mod agent;
+pub mod cni;
+pub mod cni_files;
 pub mod configure;
 pub mod desired;
 pub mod dpdk;
@@ -42,6 +45,7 @@ pub use agent::{Retry, run};
 pub use plugin::PluginPods;
 pub use sysfs::Settle;
 
+use crate::manager::cni_files::CniConfDir;
 use crate::manager::dpdk::Dpdk;
 use crate::manager::dpdk_state::{StateError, StateFile};
 use crate::manager::imds::Imds;
@@ -64,6 +68,8 @@ pub struct AgentConfig {
     pub state_file: PathBuf,
     /// The SR-IOV device plugin's config file.
     pub sriov_config: PathBuf,
+    /// Multus's node-local CNI configuration directory, where pod networks are written.
+    pub cni_conf_dir: PathBuf,
     /// The device plugin's pods to restart after its config changed (`None`: leave it).
     pub plugin: Option<PluginPods>,
     /// Instance metadata to cross-check MACs with (`http://169.254.169.254` on EC2).
@@ -82,6 +88,7 @@ impl AgentConfig {
             settle: Settle::default(),
             state_file: "/var/lib/multi-eni/dpdk-state.json".into(),
             sriov_config: "/etc/pcidp/config.json".into(),
+            cni_conf_dir: "/etc/cni/multus/net.d".into(),
             plugin: None,
             imds_endpoint: None,
             retry: Retry::default(),
@@ -95,6 +102,8 @@ impl AgentConfig {
             links,
             dpdk: Dpdk::load(sysfs, StateFile::new(&self.state_file), dry_run)?,
             plugin_config: DevicePluginConfig::new(&self.sriov_config),
+            cni_conf_dir: CniConfDir::new(&self.cni_conf_dir),
+            networks_synced: None,
             imds: imds.map_err(AgentError::Imds)?,
             confirmed: HashSet::new(),
             dry_run,

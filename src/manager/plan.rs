@@ -91,6 +91,7 @@ mod tests {
             name: name.map(Into::into),
             mtu,
             dpdk: None,
+            pod_network: None,
         }
     }
 

@@ -67,13 +67,10 @@ fn chart_renders_every_component() {
         assert!(rendered.contains(expected), "{expected:?} is not rendered");
     }
     let defaults = render("multi-eni", "kube-system", &["clusterName=my-cluster"]).unwrap();
-    for absent in [
-        "ServiceMonitor",
-        "hostPath",
-        "/host/sys",
-        "privileged",
-        "pods",
-    ] {
+    // The one hostPath by default: Multus's configuration directory, for the pod networks.
+    assert_eq!(defaults.matches("hostPath:").count(), 1);
+    assert!(defaults.contains("path: /etc/cni/multus/net.d\n"));
+    for absent in ["ServiceMonitor", "/host/sys", "privileged", "pods"] {
         assert!(
             !defaults.contains(absent),
             "{absent:?} is rendered by default"
