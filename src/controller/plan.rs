@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::api::AttachmentState;
+use crate::api::{AttachmentState, NodeENISpec};
 use crate::ec2::types::{
     AttachmentStatus, Eni, EniStatus, InstanceInterface, InstanceState, NetworkLimits, NewEni,
 };
@@ -26,9 +26,28 @@ pub struct Want {
     pub network_card_index: i32,
     pub delete_on_termination: bool,
     pub source_dest_check: Option<bool>,
+    /// The pods' addresses each ENI gets: secondary private IPv4 addresses, or /28 prefixes.
+    pub addresses: PodAddresses,
     /// Changed when an earlier ENI of this slot was deleted, so that its ClientToken is fresh
     /// (see [`Owner::client_token`]).
     pub incarnation: u64,
+}
+
+/// How many pod addresses a NodeENI asks for on each ENI (NodeENI
+/// `secondaryPrivateIPAddressCount`, `ipv4PrefixCount`; admission allows one of them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodAddresses {
+    pub secondary_private_ips: i32,
+    pub ipv4_prefixes: i32,
+}
+
+impl PodAddresses {
+    pub fn of(spec: &NodeENISpec) -> PodAddresses {
+        PodAddresses {
+            secondary_private_ips: spec.secondary_private_ip_address_count,
+            ipv4_prefixes: spec.ipv4_prefix_count,
+        }
+    }
 }
 
 /// What EC2 says of an instance that has slots to fill.
@@ -465,6 +484,8 @@ fn plan_attach(
                 description: want.description.clone(),
                 tags: owner.tags(&want.extra_tags),
                 client_token: owner.client_token(&want.nodeeni_uid, want.incarnation),
+                secondary_private_ip_count: want.addresses.secondary_private_ips,
+                ipv4_prefix_count: want.addresses.ipv4_prefixes,
             },
             source_dest_check: want.source_dest_check.filter(|check| !check),
             attach,

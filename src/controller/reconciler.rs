@@ -21,7 +21,9 @@ use super::eninode::Observed;
 use super::executor::{Outcome, View, execute};
 use super::kube_io::KubeIo;
 use super::metrics::Metrics;
-use super::plan::{Action, Context, Failure, InstanceFacts, NodeEniState, Plan, Want, plan};
+use super::plan::{
+    Action, Context, Failure, InstanceFacts, NodeEniState, Plan, PodAddresses, Want, plan,
+};
 use super::reasons;
 use super::resolve::{Problem, Resolver};
 use super::status::Blocker;
@@ -273,6 +275,7 @@ impl Reconciler {
                             network_card_index: nodeeni.spec.network_card_index,
                             delete_on_termination: nodeeni.spec.delete_on_termination,
                             source_dest_check: nodeeni.spec.source_dest_check,
+                            addresses: PodAddresses::of(&nodeeni.spec),
                             incarnation: memory
                                 .incarnations
                                 .get(&slot.owner)

@@ -40,6 +40,19 @@ pub fn eni(eni: &sdk::NetworkInterface) -> Eni {
         source_dest_check: eni.source_dest_check(),
         tags: tags(eni.tag_set()),
         attachment: eni.attachment().and_then(attachment),
+        secondary_private_ips: eni
+            .private_ip_addresses()
+            .iter()
+            .filter(|address| address.primary() != Some(true))
+            .filter_map(|address| address.private_ip_address())
+            .map(str::to_owned)
+            .collect(),
+        ipv4_prefixes: eni
+            .ipv4_prefixes()
+            .iter()
+            .filter_map(|prefix| prefix.ipv4_prefix())
+            .map(str::to_owned)
+            .collect(),
     }
 }
 

@@ -16,7 +16,9 @@ const PAGE: i32 = 1000;
 
 impl Ec2 {
     /// CreateNetworkInterface with the tags in TagSpecifications (tagged atomically with the
-    /// creation) and a ClientToken: repeating the same request returns the same ENI.
+    /// creation) and a ClientToken: repeating the same request returns the same ENI. The
+    /// pods' secondary addresses or prefixes, if any, come with the ENI in the same call
+    /// (`SecondaryPrivateIpAddressCount`, `Ipv4PrefixCount`).
     pub async fn create_eni(&self, new: &NewEni) -> Result<Eni, Error> {
         let tags = new
             .tags
@@ -36,6 +38,10 @@ impl Ec2 {
                     .description(&new.description)
                     .tag_specifications(tag_spec)
                     .client_token(&new.client_token)
+                    .set_secondary_private_ip_address_count(positive(
+                        new.secondary_private_ip_count,
+                    ))
+                    .set_ipv4_prefix_count(positive(new.ipv4_prefix_count))
                     .customize()
                     .interceptor(counter)
                     .send()
@@ -218,6 +224,11 @@ pub fn filter<'a>(name: &str, values: impl IntoIterator<Item = &'a str>) -> Filt
         .name(name)
         .set_values(Some(values.into_iter().map(str::to_owned).collect()))
         .build()
+}
+
+/// A count worth sending: EC2 takes an absent count as none.
+fn positive(count: i32) -> Option<i32> {
+    (count > 0).then_some(count)
 }
 
 /// Detach and delete treat "not found" as "already done".

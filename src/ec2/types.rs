@@ -18,6 +18,11 @@ pub struct Eni {
     pub source_dest_check: Option<bool>,
     pub tags: BTreeMap<String, String>,
     pub attachment: Option<EniAttachment>,
+    /// The secondary private IPv4 addresses (`PrivateIpAddresses` whose `Primary` is false),
+    /// in EC2's order.
+    pub secondary_private_ips: Vec<String>,
+    /// The delegated IPv4 prefixes (`Ipv4Prefixes`), as CIDRs (`10.0.1.16/28`).
+    pub ipv4_prefixes: Vec<String>,
 }
 
 /// `NetworkInterface.Status`.
@@ -205,4 +210,10 @@ pub struct NewEni {
     pub tags: BTreeMap<String, String>,
     /// Idempotency token (at most 64 ASCII characters).
     pub client_token: String,
+    /// Secondary private IPv4 addresses EC2 picks from the subnet
+    /// (`SecondaryPrivateIpAddressCount`); 0: none.
+    pub secondary_private_ip_count: i32,
+    /// /28 IPv4 prefixes EC2 delegates from the subnet (`Ipv4PrefixCount`, Nitro instance
+    /// types only); 0: none. Not with `secondary_private_ip_count` (EC2 refuses both).
+    pub ipv4_prefix_count: i32,
 }

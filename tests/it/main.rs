@@ -6,6 +6,7 @@ mod support;
 
 mod chart;
 mod controller;
+mod controller_addresses;
 mod controller_faults;
 mod crd;
 mod ec2;
