@@ -119,9 +119,9 @@ e2e: vm-deps
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" --e2e
 
-# What the sandbox runs on this machine besides the project: iproute2 (ip: the VPC bridge and its taps), from Debian
+# What the sandbox runs on this machine besides the project, from Debian: iproute2 (ip: the VPC bridge and its taps), iptables (ebtables-nft: the VPC passes only assigned addresses)
 sandbox-deps:
-    command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+    command -v ip >/dev/null && command -v ebtables-nft >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2 iptables)
 
 # What node VMs need, from Debian: QEMU, busybox-static, the CNI plugins, kmod, cpio, binutils (strip); then the node kernel
 vm-deps: sandbox-deps

@@ -1,40 +1,47 @@
 //! The usability check: a pod-like network namespace in a node VM gets an ipvlan (L2)
-//! interface on the node's configured ENI interface, made by the CNI plugins ipvlan and
-//! host-local exactly as Multus runs them for the README's NetworkAttachmentDefinition
-//! (host-local standing in for whereabouts), and pods on two nodes ping each other through
-//! the VPC bridge.
+//! interface on the node's ENI, made by the CNI plugins ipvlan and host-local exactly as
+//! Multus runs them for a NetworkAttachmentDefinition without `spec.config`: with the
+//! configuration the node's agent wrote in Multus's directory, so the pod's address is one
+//! EC2 assigned to the node's ENI, the only kind the VPC bridge delivers.
+
+use serde_json::Value;
 
 use crate::support::vm::NodeVm;
 
-/// The README's NetworkAttachmentDefinition config, each node's pod getting `address`.
-fn network_config(master: &str, address: &str) -> String {
-    format!(
-        r#"{{"cniVersion": "0.4.0", "name": "multus-ipvlan", "type": "ipvlan", "master": "{master}",
-"mode": "l2", "mtu": 9001, "ipam": {{"type": "host-local",
-"ranges": [[{{"subnet": "10.99.0.0/24", "rangeStart": "{address}", "rangeEnd": "{address}"}}]]}}}}"#
-    )
+/// Where the node agent writes the pod network `network` (its default --cni-conf-dir).
+pub fn network_file(network: &str) -> String {
+    format!("/etc/cni/multus/net.d/multi-eni-{network}.conf")
 }
 
-/// Creates the pod namespace `/run/netns/pod` on `vm` and runs the ipvlan plugin's ADD
-/// for it (interface `net1`, `address`); the plugin's output.
-pub async fn add_pod(vm: &NodeVm, master: &str, address: &str) -> Result<String, String> {
+/// Creates the pod namespace `/run/netns/<pod>` on `vm` and runs the ipvlan CNI plugin for
+/// it with `config` (an ipvlan configuration file in the VM, waited for), as Multus does:
+/// ADD, interface `net1`, the file on stdin. Returns the pod's address (without its prefix
+/// length).
+pub async fn add_pod(vm: &NodeVm, pod: &str, config: &str) -> Result<String, String> {
     let script = format!(
-        "touch /run/netns/pod && unshare --net=/run/netns/pod true\n\
-         echo '{}' | CNI_COMMAND=ADD CNI_CONTAINERID=pod-{} CNI_NETNS=/run/netns/pod \
-         CNI_IFNAME=net1 CNI_PATH=/usr/lib/cni /usr/lib/cni/ipvlan",
-        network_config(master, address),
-        vm.name
+        "for i in $(seq 100); do test -f {config} && break; sleep 0.1; done\n\
+         touch /run/netns/{pod} && unshare --net=/run/netns/{pod} true\n\
+         CNI_COMMAND=ADD CNI_CONTAINERID={pod} CNI_NETNS=/run/netns/{pod} \
+         CNI_IFNAME=net1 CNI_PATH=/usr/lib/cni /usr/lib/cni/ipvlan < {config}"
     );
-    match vm.try_sh(&script).await {
-        Ok((0, output)) => Ok(output),
-        Ok((code, output)) => Err(format!("the ipvlan plugin failed ({code}): {output}")),
-        Err(error) => Err(format!("{}: {error}", vm.name)),
+    let output = match vm.try_sh(&script).await {
+        Ok((0, output)) => output,
+        Ok((code, output)) => return Err(format!("the CNI plugin failed ({code}): {output}")),
+        Err(error) => return Err(format!("{}: {error}", vm.name)),
+    };
+    let result: Value =
+        serde_json::from_str(&output).map_err(|e| format!("{e}: the plugin said {output}"))?;
+    let address = result["ips"][0]["address"].as_str().unwrap_or_default();
+    match address.split_once('/') {
+        Some((address, _)) => Ok(address.to_owned()),
+        None => Err(format!("no address in the plugin's result: {output}")),
     }
 }
 
-/// `ping` from the pod namespace of `vm` to `address`: its output, and whether replies came.
-pub async fn ping(vm: &NodeVm, address: &str) -> (bool, String) {
-    let script = format!("nsenter --net=/run/netns/pod ping -c 3 -W 2 {address}");
+/// `ping` from the pod namespace `pod` of `vm` to `address`: its output, and whether
+/// replies came.
+pub async fn ping(vm: &NodeVm, pod: &str, address: &str) -> (bool, String) {
+    let script = format!("nsenter --net=/run/netns/{pod} ping -c 3 -W 2 {address}");
     match vm.try_sh(&script).await {
         Ok((code, output)) => (code == 0, output),
         Err(error) => (false, error.to_string()),

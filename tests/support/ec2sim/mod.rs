@@ -162,6 +162,18 @@ impl Simulator {
             .expect("the simulator answers")
     }
 
+    /// Reads, in process and uncounted, the addresses EC2 has assigned to an ENI: its private
+    /// addresses (the primary first) as `/32` blocks; `None` when the ENI does not exist.
+    /// For a fabric that delivers only what the VPC would.
+    pub fn eni_addresses(&self) -> impl Fn(&str) -> Option<Vec<String>> + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move |eni_id| {
+            let world = lock(&shared.world);
+            let eni = world.enis.get(eni_id)?;
+            Some(eni.ips.iter().map(|ip| format!("{ip}/32")).collect())
+        }
+    }
+
     // Setup shortcuts for tests and the sandbox: the same state changes as the EC2 actions,
     // without throttling, faults or counting. They panic on invalid input.
 
