@@ -10,15 +10,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod pods;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use multi_eni::api::NodeENI;
 use support::ec2sim::SimConfig;
 use support::sim_cluster::{SimCluster, ZONES, multi_eni_binary};
-use support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc};
+use support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc, pods};
 
 const NODES: [&str; 3] = ["node-a1", "node-a2", "node-b1"];
 

@@ -10,6 +10,7 @@
 
 mod fabric;
 mod image;
+pub mod pods;
 mod qmp;
 mod vpc;
 

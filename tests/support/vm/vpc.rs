@@ -5,9 +5,9 @@
 //! As the VPC does with source/destination checking on (EC2's default), the bridge delivers
 //! an IPv4 packet or an ARP message to a tap only when its destination address is assigned
 //! to that tap's ENI, and takes from a tap only those whose source address is assigned to
-//! it: per tap, two ebtables chains (nftables backend, in the VPC namespace) that accept the
-//! ENI's address blocks ([`Vpc::assign`]) and drop everything else, from the tap's first
-//! packet on.
+//! it: per tap, two ebtables chains (nftables backend, in the VPC namespace) that let the
+//! ENI's address blocks through ([`Vpc::assign`]) and drop everything else, from the tap's
+//! first packet on; a packet crosses the sender's chain, then the receiver's.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,8 +71,9 @@ impl Vpc {
             };
             self.ebtables(&["-F", &chain]);
             for block in blocks {
-                self.ebtables(&["-A", &chain, "-p", "IPv4", ip, block, "-j", "ACCEPT"]);
-                self.ebtables(&["-A", &chain, "-p", "ARP", arp, block, "-j", "ACCEPT"]);
+                // RETURN, not ACCEPT: ACCEPT would end FORWARD before the other tap's chain.
+                self.ebtables(&["-A", &chain, "-p", "IPv4", ip, block, "-j", "RETURN"]);
+                self.ebtables(&["-A", &chain, "-p", "ARP", arp, block, "-j", "RETURN"]);
             }
             self.ebtables(&["-A", &chain, "-j", "DROP"]);
         }

@@ -1,12 +1,11 @@
-//! The usability check: a pod-like network namespace in a node VM gets an ipvlan (L2)
-//! interface on the node's ENI, made by the CNI plugins ipvlan and host-local exactly as
-//! Multus runs them for a NetworkAttachmentDefinition without `spec.config`: with the
-//! configuration the node's agent wrote in Multus's directory, so the pod's address is one
-//! EC2 assigned to the node's ENI, the only kind the VPC bridge delivers.
+//! Pods in node VMs, as Multus makes them: a pod-like network namespace gets an ipvlan
+//! interface on the node's ENI from Debian's CNI plugins ipvlan and host-local, run with a
+//! configuration file (the one the node's agent wrote in Multus's directory for a
+//! NetworkAttachmentDefinition without `spec.config`, or a hand-written one) on stdin.
 
 use serde_json::Value;
 
-use crate::support::vm::NodeVm;
+use super::NodeVm;
 
 /// Where the node agent writes the pod network `network` (its default --cni-conf-dir).
 pub fn network_file(network: &str) -> String {
