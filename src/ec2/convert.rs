@@ -123,8 +123,12 @@ pub fn security_group(group: &sdk::SecurityGroup) -> SecurityGroup {
     }
 }
 
-pub fn network_limits(info: &sdk::NetworkInfo) -> NetworkLimits {
-    NetworkLimits {
+/// The type's network limits, if DescribeInstanceTypes gave its `NetworkInfo`.
+pub fn network_limits(info: &sdk::InstanceTypeInfo) -> Option<NetworkLimits> {
+    let nitro = info.hypervisor() == Some(&sdk::InstanceTypeHypervisor::Nitro)
+        || info.bare_metal() == Some(true);
+    let info = info.network_info()?;
+    Some(NetworkLimits {
         maximum_interfaces: info.maximum_network_interfaces().unwrap_or_default(),
         default_network_card_index: info.default_network_card_index().unwrap_or_default(),
         cards: info
@@ -138,5 +142,6 @@ pub fn network_limits(info: &sdk::NetworkInfo) -> NetworkLimits {
             })
             .collect(),
         ipv4_addresses_per_interface: info.ipv4_addresses_per_interface().unwrap_or_default(),
-    }
+        nitro,
+    })
 }

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::operation::modify_network_interface_attribute::builders::ModifyNetworkInterfaceAttributeFluentBuilder;
 
 use super::limiter::Bucket;
-use super::types::{Eni, NewEni};
+use super::types::{Assigned, Eni, NewEni};
 use super::{Ec2, Error, convert};
 
 /// Page size of DescribeNetworkInterfaces (EC2's maximum).
@@ -143,6 +143,42 @@ impl Ec2 {
         })
         .await?;
         Ok(())
+    }
+
+    /// AssignPrivateIpAddresses: `secondary` more secondary private addresses, or `prefixes`
+    /// more /28 prefixes (not both: EC2 refuses), chosen by EC2 from the ENI's subnet. Not
+    /// idempotent: callers compare what DescribeNetworkInterfaces shows with what they want
+    /// before asking. Errors: `PrivateIpAddressLimitExceeded` past the instance type's
+    /// Ipv4AddressesPerInterface, `InsufficientFreeAddressesInSubnet`,
+    /// `InsufficientCidrBlocks` (no free aligned /28), all [`ErrorKind::LimitExceeded`].
+    ///
+    /// [`ErrorKind::LimitExceeded`]: super::ErrorKind::LimitExceeded
+    pub async fn assign_private_ips(
+        &self,
+        eni_id: &str,
+        secondary: i32,
+        prefixes: i32,
+    ) -> Result<Assigned, Error> {
+        let output = self
+            .call("AssignPrivateIpAddresses", Bucket::EniMutation, |counter| {
+                self.client
+                    .assign_private_ip_addresses()
+                    .network_interface_id(eni_id)
+                    .set_secondary_private_ip_address_count(positive(secondary))
+                    .set_ipv4_prefix_count(positive(prefixes))
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(Assigned {
+            private_ips: (output.assigned_private_ip_addresses().iter())
+                .filter_map(|a| a.private_ip_address().map(str::to_owned))
+                .collect(),
+            ipv4_prefixes: (output.assigned_ipv4_prefixes().iter())
+                .filter_map(|p| p.ipv4_prefix().map(str::to_owned))
+                .collect(),
+        })
     }
 
     /// DetachNetworkInterface. An attachment that no longer exists counts as detached.

@@ -22,7 +22,7 @@ mod state;
 mod throttle;
 mod xml;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
@@ -39,6 +39,26 @@ pub use server::{ActionStats, Stats};
 use actions::Launch;
 use query::Tags;
 use server::{Shared, lock};
+
+/// An ENI's addresses, as [`Simulator::addresses`] reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EniAddresses {
+    pub primary: Ipv4Addr,
+    pub secondary: Vec<Ipv4Addr>,
+    /// (first address, prefix length): `(10.0.1.16, 28)`.
+    pub prefixes: Vec<(Ipv4Addr, u8)>,
+}
+
+impl EniAddresses {
+    /// Whether `ip` is one of the ENI's addresses, or inside one of its prefixes.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let inside = |(base, len): &(Ipv4Addr, u8)| {
+            let mask = u32::MAX << (32 - u32::from(*len));
+            u32::from(ip) & mask == u32::from(*base)
+        };
+        ip == self.primary || self.secondary.contains(&ip) || self.prefixes.iter().any(inside)
+    }
+}
 
 /// A running simulator; it stops when dropped.
 pub struct Simulator {
@@ -151,6 +171,20 @@ impl Simulator {
     /// Errs when no detach of that attachment is waiting.
     pub fn release(&self, attachment_id: &str) -> Result<(), String> {
         self.shared.release(attachment_id)
+    }
+
+    /// The private IPv4 addresses and /28 prefixes EC2 has assigned to the ENI now (what the
+    /// VPC delivers to and accepts from it); `None` when there is no such ENI.
+    pub fn addresses(&self, eni_id: &str) -> Option<EniAddresses> {
+        let world = lock(&self.shared.world);
+        let eni = world.enis.get(eni_id)?;
+        Some(EniAddresses {
+            primary: eni.ips[0],
+            secondary: eni.ips[1..].to_vec(),
+            prefixes: (eni.prefixes.iter())
+                .map(|p| (Ipv4Addr::from(p.base), p.prefix))
+                .collect(),
+        })
     }
 
     /// A call to the control endpoint over HTTP, as an outside process makes it:
