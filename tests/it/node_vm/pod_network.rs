@@ -4,6 +4,7 @@
 //! addresses. The VPC bridge passes only addresses EC2 assigned to the ENI, as a VPC does.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
@@ -14,12 +15,15 @@ use crate::support::vm::pods::{add_pod, network_file, ping};
 const NODES: [&str; 2] = ["pods-a", "pods-b"];
 const NODEENI: &str = "pods";
 
-#[tokio::test]
-async fn pods_get_their_nodes_eni_addresses_and_only_those_reach_each_other() {
-    let vc = VmCluster::start_nodes(&NODES, &[]).await;
-    let network = json!({"namespaces": ["default"]});
-    let fields = json!({"interfaceName": "multus", "mtu": 9001,
-                        "secondaryPrivateIPAddressCount": 2, "podNetwork": network});
+/// Applies the NodeENI with `addresses` (the count field) and a pod network, and waits for
+/// both nodes' agents to write it; each node's entry.
+async fn network_written(vc: &VmCluster, addresses: &Value) -> Vec<Interface> {
+    let mut fields = json!({"interfaceName": "multus", "mtu": 9001,
+                            "podNetwork": {"namespaces": ["default"]}});
+    fields
+        .as_object_mut()
+        .unwrap()
+        .extend(addresses.as_object().unwrap().clone());
     vc.apply_nodeeni(NODEENI, &fields).await;
     let mut enis = Vec::new();
     for node in NODES {
@@ -28,9 +32,18 @@ async fn pods_get_their_nodes_eni_addresses_and_only_those_reach_each_other() {
                 e.status.pod_network_written == Some(true)
             })
             .await;
-        assert_eq!(entry.spec.ipv4_addresses.len(), 2, "{entry:?}");
-        check_file(&vc, node, &entry).await;
+        check_file(vc, node, &entry).await;
         enis.push(entry);
+    }
+    enis
+}
+
+#[tokio::test]
+async fn pods_get_their_nodes_eni_addresses_and_only_those_reach_each_other() {
+    let vc = VmCluster::start_nodes(&NODES, &[]).await;
+    let enis = network_written(&vc, &json!({"secondaryPrivateIPAddressCount": 2})).await;
+    for eni in &enis {
+        assert_eq!(eni.spec.ipv4_addresses.len(), 2, "{eni:?}");
     }
     let file = network_file(NODEENI);
     let (vm_a, vm_b) = (vc.fabric.vm(NODES[0]), vc.fabric.vm(NODES[1]));
@@ -88,6 +101,32 @@ async fn pods_get_their_nodes_eni_addresses_and_only_those_reach_each_other() {
     assert_pings(vm_b, "rogue", &a1, true).await;
 }
 
+#[tokio::test]
+async fn pods_get_addresses_of_their_nodes_prefix() {
+    let vc = VmCluster::start_nodes(&NODES, &[]).await;
+    let enis = network_written(&vc, &json!({"ipv4PrefixCount": 1})).await;
+    let file = network_file(NODEENI);
+    let (vm_a, vm_b) = (vc.fabric.vm(NODES[0]), vc.fabric.vm(NODES[1]));
+    let a1 = add_pod(vm_a, "a1", &file).await.unwrap();
+    let b1 = add_pod(vm_b, "b1", &file).await.unwrap();
+    for (eni, address) in enis.iter().zip([&a1, &b1]) {
+        let (first, last) = prefix_span(&eni.spec.ipv4_prefixes[0]);
+        assert!(
+            (first..=last).contains(&address.parse::<Ipv4Addr>().unwrap()),
+            "{address}: {eni:?}"
+        );
+    }
+    assert_pings(vm_a, "a1", &b1, true).await;
+}
+
+/// The first and last address of a CIDR block.
+fn prefix_span(cidr: &str) -> (Ipv4Addr, Ipv4Addr) {
+    let (base, len) = cidr.split_once('/').unwrap();
+    let base: Ipv4Addr = base.parse().unwrap();
+    let len: u32 = len.parse().unwrap();
+    (base, Ipv4Addr::from(base.to_bits() | (u32::MAX >> len)))
+}
+
 /// The agent's file on `node` is host-local over exactly the node's ENI addresses.
 async fn check_file(vc: &VmCluster, node: &str, entry: &Interface) {
     let text = vc
@@ -110,13 +149,22 @@ async fn check_file(vc: &VmCluster, node: &str, entry: &Interface) {
             &json!(9001)
         )
     );
-    let starts: Vec<&str> = config["ipam"]["ranges"][0]
+    let ranges: Vec<(Ipv4Addr, Ipv4Addr)> = config["ipam"]["ranges"][0]
         .as_array()
         .unwrap()
         .iter()
-        .map(|range| range["rangeStart"].as_str().unwrap())
+        .map(|r| (address(&r["rangeStart"]), address(&r["rangeEnd"])))
         .collect();
-    assert_eq!(starts, entry.spec.ipv4_addresses, "{text}");
+    let singles =
+        (entry.spec.ipv4_addresses.iter()).map(|a| (a.parse().unwrap(), a.parse().unwrap()));
+    let spans = entry.spec.ipv4_prefixes.iter().map(|p| prefix_span(p));
+    let expected: Vec<(Ipv4Addr, Ipv4Addr)> = singles.chain(spans).collect();
+    assert!(!expected.is_empty(), "{entry:?}");
+    assert_eq!(ranges, expected, "{text}");
+}
+
+fn address(value: &Value) -> Ipv4Addr {
+    value.as_str().unwrap().parse().unwrap()
 }
 
 async fn assert_pings(vm: &crate::support::vm::NodeVm, pod: &str, to: &str, expected: bool) {
@@ -132,12 +180,17 @@ fn calls(vc: &VmCluster) -> BTreeMap<String, ActionStats> {
 /// An address of the subnet assigned to neither ENI (nor their primaries).
 fn unassigned(cidr: &str, vc: &VmCluster, enis: &[Interface]) -> String {
     let (base, _) = cidr.split_once('/').unwrap();
-    let base: std::net::Ipv4Addr = base.parse().unwrap();
-    let candidate = std::net::Ipv4Addr::from(base.to_bits() + 250).to_string();
-    let read = vc.cluster.sim.eni_addresses();
+    let base: Ipv4Addr = base.parse().unwrap();
+    let candidate = Ipv4Addr::from(base.to_bits() + 250);
     for eni in enis {
-        let blocks = read(eni.spec.eni_id.as_deref().unwrap()).unwrap();
-        assert!(!blocks.contains(&format!("{candidate}/32")), "{blocks:?}");
+        let assigned = vc
+            .cluster
+            .sim
+            .addresses(eni.spec.eni_id.as_deref().unwrap());
+        assert!(
+            !assigned.clone().unwrap().contains(candidate),
+            "{assigned:?}"
+        );
     }
-    candidate
+    candidate.to_string()
 }

@@ -58,6 +58,30 @@ impl EniAddresses {
         };
         ip == self.primary || self.secondary.contains(&ip) || self.prefixes.iter().any(inside)
     }
+
+    /// Every address block: `10.0.1.5/32` per address, the primary first, then the prefixes.
+    pub fn blocks(&self) -> Vec<String> {
+        let single = std::iter::once(&self.primary).chain(&self.secondary);
+        let mut blocks: Vec<String> = single.map(|ip| format!("{ip}/32")).collect();
+        blocks.extend(
+            self.prefixes
+                .iter()
+                .map(|(base, len)| format!("{base}/{len}")),
+        );
+        blocks
+    }
+}
+
+fn addresses(shared: &Shared, eni_id: &str) -> Option<EniAddresses> {
+    let world = lock(&shared.world);
+    let eni = world.enis.get(eni_id)?;
+    Some(EniAddresses {
+        primary: eni.ips[0],
+        secondary: eni.ips[1..].to_vec(),
+        prefixes: (eni.prefixes.iter())
+            .map(|p| (Ipv4Addr::from(p.base), p.prefix))
+            .collect(),
+    })
 }
 
 /// A running simulator; it stops when dropped.
@@ -176,15 +200,7 @@ impl Simulator {
     /// The private IPv4 addresses and /28 prefixes EC2 has assigned to the ENI now (what the
     /// VPC delivers to and accepts from it); `None` when there is no such ENI.
     pub fn addresses(&self, eni_id: &str) -> Option<EniAddresses> {
-        let world = lock(&self.shared.world);
-        let eni = world.enis.get(eni_id)?;
-        Some(EniAddresses {
-            primary: eni.ips[0],
-            secondary: eni.ips[1..].to_vec(),
-            prefixes: (eni.prefixes.iter())
-                .map(|p| (Ipv4Addr::from(p.base), p.prefix))
-                .collect(),
-        })
+        addresses(&self.shared, eni_id)
     }
 
     /// A call to the control endpoint over HTTP, as an outside process makes it:
@@ -196,16 +212,10 @@ impl Simulator {
             .expect("the simulator answers")
     }
 
-    /// Reads, in process and uncounted, the addresses EC2 has assigned to an ENI: its private
-    /// addresses (the primary first) as `/32` blocks; `None` when the ENI does not exist.
-    /// For a fabric that delivers only what the VPC would.
-    pub fn eni_addresses(&self) -> impl Fn(&str) -> Option<Vec<String>> + Send + Sync + 'static {
+    /// [`Simulator::addresses`] for a task that outlives this borrow (the VPC fabric's).
+    pub fn address_reader(&self) -> impl Fn(&str) -> Option<EniAddresses> + Send + Sync + 'static {
         let shared = Arc::clone(&self.shared);
-        move |eni_id| {
-            let world = lock(&shared.world);
-            let eni = world.enis.get(eni_id)?;
-            Some(eni.ips.iter().map(|ip| format!("{ip}/32")).collect())
-        }
+        move |eni_id| addresses(&shared, eni_id)
     }
 
     // Setup shortcuts for tests and the sandbox: the same state changes as the EC2 actions,

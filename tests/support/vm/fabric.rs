@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{NodeVm, Vpc};
 use crate::support::ec2sim::{
-    AttachmentEvent, AttachmentEventKind, DetachRequest, Simulator, http_request,
+    AttachmentEvent, AttachmentEventKind, DetachRequest, EniAddresses, Simulator, http_request,
 };
 
 pub struct Fabric {
@@ -33,8 +33,8 @@ pub struct Fabric {
     pub vpc: Vpc,
 }
 
-/// The simulator's in-process reading of an ENI's address blocks.
-type Addresses = dyn Fn(&str) -> Option<Vec<String>> + Send + Sync;
+/// The simulator's in-process reading of an ENI's addresses.
+type Addresses = dyn Fn(&str) -> Option<EniAddresses> + Send + Sync;
 
 /// What the simulator asks of the VMs, carried out in the order it asked.
 enum Work {
@@ -79,7 +79,7 @@ impl Fabric {
                 .expect("the node's instance exists");
         }
         let release = format!("{}/_sim/release", sim.endpoint_url());
-        let addresses = sim.eni_addresses();
+        let addresses = sim.address_reader();
         let fabric: Weak<Fabric> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut refresh = tokio::time::interval(Duration::from_millis(200));
@@ -105,7 +105,7 @@ impl Fabric {
     fn refresh_addresses(&self, addresses: &Addresses) {
         let mut taps = self.taps.lock().expect("taps");
         for (eni, (tap, passed)) in taps.iter_mut() {
-            let now = addresses(eni).unwrap_or_default();
+            let now = addresses(eni).map(|a| a.blocks()).unwrap_or_default();
             if now != *passed {
                 self.vpc.assign(tap, &now);
                 *passed = now;
@@ -125,7 +125,7 @@ impl Fabric {
             Work::Attachment(event) if event.kind == AttachmentEventKind::Attached => {
                 let plugged = vm.hot_plug(&self.vpc, mac).await;
                 let eni = &event.network_interface_id;
-                let blocks = addresses(eni).unwrap_or_default();
+                let blocks = addresses(eni).map(|a| a.blocks()).unwrap_or_default();
                 self.vpc.assign(&plugged.tap, &blocks);
                 let tap = (plugged.tap.clone(), blocks);
                 self.taps.lock().expect("taps").insert(eni.clone(), tap);
