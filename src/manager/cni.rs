@@ -83,19 +83,20 @@ pub fn networks<'a>(served: impl IntoIterator<Item = (&'a Wanted, Option<&'a str
             ))
         } else {
             owners.insert(&network.name, wanted);
-            match (interface, config(network, wanted.mtu, interface)) {
-                (Some(_), Ok(config)) => {
-                    networks.files.insert(file_name(&network.name), config);
+            match (interface, ranges(network)) {
+                (_, Err(problem)) => not_written(problem),
+                (None, Ok(_)) => not_written(format!(
+                    "network {} is written once the ENI's interface is configured",
+                    network.name
+                )),
+                (Some(master), Ok(ranges)) => {
+                    let text = config(network, wanted.mtu, master, &ranges);
+                    networks.files.insert(file_name(&network.name), text);
                     NetworkReport {
                         written: true,
                         message: None,
                     }
                 }
-                (_, Err(problem)) => not_written(problem),
-                (None, Ok(_)) => not_written(format!(
-                    "network {} is written once the ENI's interface is found",
-                    network.name
-                )),
             }
         };
         networks.reports.insert(wanted.key.clone(), report);
@@ -110,12 +111,8 @@ fn not_written(message: String) -> NetworkReport {
     }
 }
 
-/// The configuration text (pretty JSON with a final newline), or why there is none.
-fn config(
-    network: &PodNetworkWanted,
-    mtu: Option<u32>,
-    master: Option<&str>,
-) -> Result<String, String> {
+/// host-local's ranges for the ENI's addresses and prefixes, or why there are none.
+fn ranges(network: &PodNetworkWanted) -> Result<Vec<Value>, String> {
     let name = &network.name;
     let cidr = network.subnet_cidr.as_deref().ok_or_else(|| {
         format!(
@@ -139,8 +136,10 @@ fn config(
             "network {name}: the ENI has no addresses yet (secondaryPrivateIPAddressCount or ipv4PrefixCount; the controller fills them in)"
         ));
     }
-    if let Some((start, _)) = (spans.iter())
-        .find(|(start, end)| !contains(subnet, len, *start) || !contains(subnet, len, *end))
+    let inside = |ip: Ipv4Addr| ip.to_bits() & mask(len) == subnet.to_bits();
+    if let Some((start, _)) = spans
+        .iter()
+        .find(|(start, end)| !inside(*start) || !inside(*end))
     {
         return Err(format!(
             "network {name}: address {start} is outside the ENI's subnet {cidr}"
@@ -148,16 +147,21 @@ fn config(
     }
     // The VPC router: the subnet's first host address.
     let gateway = Ipv4Addr::from(subnet.to_bits() + 1).to_string();
-    let ranges: Vec<Value> = (spans.iter())
+    Ok((spans.iter())
         .map(|(start, end)| {
             json!({"subnet": cidr, "rangeStart": start.to_string(), "rangeEnd": end.to_string(), "gateway": gateway})
         })
-        .collect();
+        .collect())
+}
+
+/// The configuration text (pretty JSON with a final newline): ipvlan on `master`, host-local
+/// with `ranges` as its one range set.
+fn config(network: &PodNetworkWanted, mtu: Option<u32>, master: &str, ranges: &[Value]) -> String {
     let mut config = json!({
         "cniVersion": CNI_VERSION,
-        "name": name,
+        "name": network.name,
         "type": "ipvlan",
-        "master": master.unwrap_or_default(),
+        "master": master,
         "mode": network.mode,
         "ipam": {"type": "host-local", "ranges": [ranges]},
     });
@@ -166,7 +170,7 @@ fn config(
     }
     let mut text = serde_json::to_string_pretty(&config).expect("JSON serializes");
     text.push('\n');
-    Ok(text)
+    text
 }
 
 /// `10.0.1.0/24` as its network address and prefix length; the address must be the network's.
@@ -187,10 +191,6 @@ fn parse_cidr(cidr: &str) -> Result<(Ipv4Addr, u32), String> {
 
 fn mask(len: u32) -> u32 {
     u32::MAX.checked_shl(32 - len).unwrap_or(0)
-}
-
-fn contains(network: Ipv4Addr, len: u32, address: Ipv4Addr) -> bool {
-    address.to_bits() & mask(len) == network.to_bits()
 }
 
 #[cfg(test)]
