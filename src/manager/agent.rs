@@ -140,9 +140,10 @@ impl<L: Links> Agent<L> {
                     if changed.is_err() {
                         return Err(AgentError::WatchEnded);
                     }
+                    let listed = !ready;
                     ready = *eninode.borrow_and_update();
                     if ready {
-                        self.eninode_changed(&store).await;
+                        self.eninode_changed(&store, listed).await;
                     }
                 }
                 _ = resync.tick(), if ready => self.full_pass().await,
@@ -151,10 +152,12 @@ impl<L: Links> Agent<L> {
         }
     }
 
-    async fn eninode_changed(&mut self, store: &Store<ENINode>) {
+    /// `listed`: the first reading, which makes a full pass whatever it holds (a node
+    /// without an ENINode still has the agent's files of an earlier run to remove).
+    async fn eninode_changed(&mut self, store: &Store<ENINode>, listed: bool) {
         let state = store.state();
         let desired = desired(state.first().map(AsRef::as_ref));
-        if desired != self.desired {
+        if desired != self.desired || listed {
             self.desired = desired;
             self.reports_stale = true;
             self.full_pass().await;

@@ -178,3 +178,21 @@ fn host_local_allocates(file: &Path, dir: &Path, addresses: &[&str]) {
     let expected: Vec<String> = addresses.iter().map(|a| format!("{a}/24")).collect();
     assert_eq!(allocated, expected);
 }
+
+#[tokio::test]
+async fn a_node_without_an_eninode_loses_the_agents_files_of_an_earlier_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config("pod-network-bare-node", dir.path());
+    let conf_dir = config.cni_conf_dir.clone();
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let (stale, foreign) = (
+        conf_dir.join("multi-eni-old.conf"),
+        conf_dir.join("old.conf"),
+    );
+    std::fs::write(&stale, "{}").unwrap();
+    std::fs::write(&foreign, "{}").unwrap();
+    let ns = TestNetns::new();
+    let _agent = start_agent(&ns, config).await;
+    wait_for("the stale file removed", || async { !stale.exists() }).await;
+    assert!(foreign.exists());
+}
