@@ -42,26 +42,26 @@ impl Reconciler {
             .collect();
         let mut memory = self.nads.lock().expect("nads");
         memory.states = nads::states(&wanted, &problems);
-        memory.left = (left.into_iter())
-            .filter(|name| deleting.contains(name))
+        // Unknown (the list failed): every NodeENI being deleted keeps its finalizer.
+        memory.left = (deleting.into_iter())
+            .filter(|name| left.as_ref().is_none_or(|left| left.contains(*name)))
+            .cloned()
             .collect();
         memory.synced = Some((wanted, Instant::now()));
     }
 
     /// Creates what is wanted and deletes ours that is not; returns the problems met and
-    /// the NodeENIs that still have some of ours.
-    async fn apply_nads(&self, wanted: &BTreeSet<Nad>) -> (Vec<Problem>, BTreeSet<String>) {
+    /// the NodeENIs that still have some of ours (`None`: unknown).
+    async fn apply_nads(&self, wanted: &BTreeSet<Nad>) -> (Vec<Problem>, Option<BTreeSet<String>>) {
         let ours = match self.kube.our_nads().await {
             Ok(Some(ours)) => ours,
-            Ok(None) => return (vec![Problem::CrdMissing], BTreeSet::new()),
+            Ok(None) => return (vec![Problem::CrdMissing], Some(BTreeSet::new())),
             Err(error) => {
                 let failed = |nad: &Nad| Problem::Failed {
                     nad: nad.clone(),
                     error: error.to_string(),
                 };
-                // Unknown: every NodeENI keeps what it may have.
-                let left = wanted.iter().map(|n| n.nodeeni.clone()).collect();
-                return (wanted.iter().map(failed).collect(), left);
+                return (wanted.iter().map(failed).collect(), None);
             }
         };
         let (create, delete) = nads::changes(wanted, &ours);
@@ -78,7 +78,7 @@ impl Reconciler {
                 }),
             }
         }
-        let left = remaining.into_iter().map(|n| n.nodeeni).collect();
+        let left = Some(remaining.into_iter().map(|n| n.nodeeni).collect());
         for nad in create {
             match self.kube.create_nad(&nad).await {
                 Ok(Created::Created) => {}
