@@ -87,10 +87,10 @@ ec2-sim-check: venv
     for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done; \
     "{{cache}}/venv/bin/python" tests/tools/ec2_sim_boto3_check.py "http://127.0.0.1:$port"
 
-# Benchmark of the controller: N simulated nodes (default 200) with AWS's throttling on, their agents' writes, and the objects' sizes
-bench-controller N="200":
+# Benchmark of the controller: N simulated nodes (default 200) with AWS's throttling on, their agents' writes, and the objects' sizes; FLAGS: --addresses K (K pod addresses per ENI)
+bench-controller N="200" *FLAGS:
     cargo build --release --bin multi-eni --example bench-controller
-    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/release/examples/bench-controller" {{N}}
+    MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" "$CARGO_TARGET_DIR/release/examples/bench-controller" {{N}} {{FLAGS}}
 
 # The objects at N nodes (default 1000): sizes of the NodeENI and the ENINodes, one agent's watch traffic, API writes by kind (the simulator's throttling off)
 bench-objects N="1000":
@@ -119,9 +119,9 @@ e2e: vm-deps
     cargo build --bin multi-eni --example sandbox
     MULTI_ENI_TESTBINS="$(just testbins | tail -n1)" MULTI_ENI_NODE_KERNEL="$(just node-kernel | tail -n1)" "$CARGO_TARGET_DIR/debug/examples/sandbox" --e2e
 
-# What the sandbox runs on this machine besides the project: iproute2 (ip: the VPC bridge and its taps), from Debian
+# What the sandbox runs on this machine besides the project, from Debian: iproute2 (ip: the VPC bridge and its taps), iptables (ebtables-nft: the VPC passes only assigned addresses)
 sandbox-deps:
-    command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+    command -v ip >/dev/null && command -v ebtables-nft >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2 iptables)
 
 # What node VMs need, from Debian: QEMU, busybox-static, the CNI plugins, kmod, cpio, binutils (strip); then the node kernel
 vm-deps: sandbox-deps

@@ -10,7 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::nodeeni::{AttachmentState, DpdkDriver};
+use super::nodeeni::{AttachmentState, DpdkDriver, IpvlanMode};
 
 /// The ENIs one node serves. Written by the controller alone (server-side apply, field
 /// manager `multi-eni-controller`); named after the node.
@@ -64,9 +64,9 @@ pub struct ENINodeSpec {
 
 /// One ENI of the node: where it is in EC2 and how the agent configures its interface.
 ///
-/// Room is left for the pod addresses of the pod-network work: `ipv4Addresses` and
-/// `ipv4Prefixes` (the ENI's secondary private addresses and delegated prefixes) will join
-/// these fields.
+/// With a pod network, the ENI's secondary addresses (`ipv4Addresses`) or delegated prefixes
+/// (`ipv4Prefixes`) and the network's name and ipvlan mode: the agent writes the CNI
+/// configuration from them.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct InterfaceSpec {
@@ -137,6 +137,28 @@ pub struct InterfaceSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub dpdk_pci_address: Option<String>,
+    /// The ENI's secondary private IPv4 addresses, as EC2 assigned them (the primary is not
+    /// listed): the pods' addresses.
+    #[serde(
+        rename = "ipv4Addresses",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ipv4_addresses: Vec<String>,
+    /// The ENI's delegated IPv4 prefixes (CIDR, /28): the pods' addresses.
+    #[serde(
+        rename = "ipv4Prefixes",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ipv4_prefixes: Vec<String>,
+    /// The pod network's name (NodeENI `podNetwork.name`, default the NodeENI's name): the
+    /// agent writes a CNI configuration of that name for this ENI. Unset: no pod network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network: Option<String>,
+    /// The pod network's ipvlan mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvlan_mode: Option<IpvlanMode>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -204,4 +226,11 @@ pub struct InterfaceStatus {
         skip_serializing_if = "Option::is_none"
     )]
     pub dpdk_resource_name: Option<String>,
+    /// With a pod network: whether the agent has written the network's CNI configuration
+    /// from this ENI in Multus's configuration directory (pods can use the network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_written: Option<bool>,
+    /// Why the pod network is not written from this ENI, naming the fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_message: Option<String>,
 }

@@ -70,6 +70,29 @@ use serde::{Deserialize, Serialize};
      (has(self.subnetIDs) ? size(self.subnetIDs) : 0) + (has(self.subnetNames) ? size(self.subnetNames) : 0) <= 1"
 ).message("at most 13 characters when several subnets are listed: each interface gets a numeric suffix")
  .field_path(".interfaceName"))]
+#[x_kube(validation = Rule::new(
+    "!(has(self.secondaryPrivateIPAddressCount) && self.secondaryPrivateIPAddressCount > 0 && \
+       has(self.ipv4PrefixCount) && self.ipv4PrefixCount > 0)"
+).message("set secondaryPrivateIPAddressCount or ipv4PrefixCount, not both")
+ .field_path(".ipv4PrefixCount"))]
+#[x_kube(validation = Rule::new(
+    "(has(oldSelf.secondaryPrivateIPAddressCount) ? oldSelf.secondaryPrivateIPAddressCount : 0) <= \
+     (has(self.secondaryPrivateIPAddressCount) ? self.secondaryPrivateIPAddressCount : 0)"
+).message("cannot be lowered: pods may hold the addresses; create a new NodeENI for fewer")
+ .field_path(".secondaryPrivateIPAddressCount"))]
+#[x_kube(validation = Rule::new(
+    "(has(oldSelf.ipv4PrefixCount) ? oldSelf.ipv4PrefixCount : 0) <= \
+     (has(self.ipv4PrefixCount) ? self.ipv4PrefixCount : 0)"
+).message("cannot be lowered: pods may hold addresses of the prefixes; create a new NodeENI for fewer")
+ .field_path(".ipv4PrefixCount"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.podNetwork) || (has(self.secondaryPrivateIPAddressCount) && self.secondaryPrivateIPAddressCount > 0) || \
+     (has(self.ipv4PrefixCount) && self.ipv4PrefixCount > 0)"
+).message("needs addresses for the pods: set secondaryPrivateIPAddressCount or ipv4PrefixCount")
+ .field_path(".podNetwork"))]
+#[x_kube(validation = Rule::new("!has(self.podNetwork) || !self.enableDPDK")
+ .message("cannot be used with enableDPDK: a DPDK-bound ENI has no interface for ipvlan")
+ .field_path(".podNetwork"))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeENISpec {
     /// Labels a node must carry to get the ENIs (all must match).
@@ -169,6 +192,31 @@ pub struct NodeENISpec {
     #[schemars(extend("maxProperties" = 32))]
     pub tags: BTreeMap<String, String>,
 
+    /// Secondary private IPv4 addresses for pods, per ENI: requested in the ENI's
+    /// CreateNetworkInterface (SecondaryPrivateIpAddressCount), assigned with
+    /// AssignPrivateIpAddresses when raised. At most the instance type's
+    /// Ipv4AddressesPerInterface minus one (the primary address); cannot be lowered.
+    #[serde(
+        rename = "secondaryPrivateIPAddressCount",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 49")
+        .message("must be between 0 and 49 (the largest instance types take 50 addresses per ENI, the primary included)"))]
+    pub secondary_private_ip_address_count: i32,
+
+    /// IPv4 prefixes (/28, 16 addresses each) delegated to each ENI for pods
+    /// (Ipv4PrefixCount); Nitro instance types only. Each counts as one address against
+    /// the type's Ipv4AddressesPerInterface; cannot be lowered.
+    #[serde(rename = "ipv4PrefixCount", default, skip_serializing_if = "is_zero")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 49")
+        .message("must be between 0 and 49 (each /28 prefix counts as one address of the ENI)"))]
+    pub ipv4_prefix_count: i32,
+
+    /// The Multus network that puts pods on these ENIs with the addresses above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network: Option<PodNetwork>,
+
     /// Bind the interface to a DPDK driver instead of the kernel's network stack.
     #[serde(rename = "enableDPDK", default)]
     pub enable_dpdk: bool,
@@ -198,6 +246,56 @@ pub struct NodeENISpec {
         .message("must be a PCI address such as 0000:00:06.0"))]
     #[schemars(length(max = 12))]
     pub dpdk_pci_address: Option<String>,
+}
+
+/// A Multus network on the ENIs: each node's agent writes a CNI configuration of this name
+/// (ipvlan on the ENI's interface, host-local IPAM over exactly that ENI's addresses) in
+/// Multus's node-local configuration directory, and the controller creates a
+/// NetworkAttachmentDefinition of this name, without `spec.config`, in each namespace listed.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodNetwork {
+    /// The network's name: the NetworkAttachmentDefinitions' and the CNI configuration's
+    /// (pods ask for it with the annotation `k8s.v1.cni.cncf.io/networks: <name>`).
+    /// Default: the NodeENI's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("must be a DNS label: lower-case letters, digits and '-', at most 63 characters"))]
+    #[schemars(length(max = 63))]
+    pub name: Option<String>,
+
+    /// Namespaces whose pods may use the network: one NetworkAttachmentDefinition in each.
+    #[x_kube(validation = Rule::new("size(self) > 0")
+        .message("must list at least one namespace, for example [default]"))]
+    #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))")
+        .message("every entry must be a namespace name (a DNS label)"))]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
+    pub namespaces: Vec<String>,
+
+    /// The ipvlan mode of the pods' interfaces (the ipvlan CNI plugin's `mode`).
+    #[serde(default)]
+    pub ipvlan_mode: IpvlanMode,
+}
+
+/// ipvlan's modes (the kernel's ipvlan driver, as the ipvlan CNI plugin names them).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IpvlanMode {
+    #[default]
+    L2,
+    L3,
+    L3s,
+}
+
+impl IpvlanMode {
+    /// The name the ipvlan CNI plugin's `mode` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpvlanMode::L2 => "l2",
+            IpvlanMode::L3 => "l3",
+            IpvlanMode::L3s => "l3s",
+        }
+    }
 }
 
 /// DPDK-capable drivers the node agent can bind an ENA device to.

@@ -51,6 +51,13 @@ pub struct Args {
     #[arg(long, env = "SRIOV_CONFIG", default_value = "/etc/pcidp/config.json")]
     pub sriov_config: PathBuf,
 
+    /// Multus's node-local CNI configuration directory (its `confDir`): the agent writes
+    /// there, for each pod network of this node's ENIs, `multi-eni-<network>.conf`, which
+    /// Multus loads for a NetworkAttachmentDefinition of that name without `spec.config`.
+    /// Other files there are never touched.
+    #[arg(long, env = "CNI_CONF_DIR", default_value = "/etc/cni/multus/net.d")]
+    pub cni_conf_dir: PathBuf,
+
     /// Label selector of the SR-IOV device plugin's pods (e.g. app=sriovdp): when its config
     /// changes, the plugin's pod on this node is deleted so that its DaemonSet starts one
     /// that reads the new config. Unset: the plugin is left alone.
@@ -146,6 +153,7 @@ impl Args {
         config.sysfs_root.clone_from(&self.sysfs_root);
         config.state_file.clone_from(&self.state_file);
         config.sriov_config.clone_from(&self.sriov_config);
+        config.cni_conf_dir.clone_from(&self.cni_conf_dir);
         config.plugin = self
             .sriov_plugin_selector
             .as_ref()

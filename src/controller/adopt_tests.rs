@@ -73,6 +73,7 @@ fn touches(plan: &Plan, eni_id: &str) -> bool {
         | Action::Attach { eni_id: id, .. }
         | Action::SetDeleteOnTermination { eni_id: id, .. }
         | Action::SetSourceDestCheck { eni_id: id, .. }
+        | Action::AssignAddresses { eni_id: id, .. }
         | Action::Detach { eni_id: id, .. }
         | Action::Delete { eni_id: id, .. } => id == eni_id,
         Action::Create { .. } => false,

@@ -263,6 +263,15 @@ fn slot_entry(
         dpdk_driver: dpdk.then_some(spec.dpdk_driver),
         dpdk_resource_name: spec.dpdk_resource_name.clone(),
         dpdk_pci_address: spec.dpdk_pci_address.clone().filter(|_| device),
+        ipv4_addresses: eni
+            .map(|eni| eni.secondary_private_ips.clone())
+            .unwrap_or_default(),
+        ipv4_prefixes: eni.map(|eni| eni.ipv4_prefixes.clone()).unwrap_or_default(),
+        pod_network: spec
+            .pod_network
+            .as_ref()
+            .map(|network| (network.name.clone()).unwrap_or_else(|| source.name.to_owned())),
+        ipvlan_mode: spec.pod_network.as_ref().map(|network| network.ipvlan_mode),
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::ec2::types::{AttachmentStatus, Eni, EniAttachment, EniStatus};
+use crate::ec2::types::{Assigned, AttachmentStatus, Eni, EniAttachment, EniStatus};
 use crate::ec2::{Ec2, Error as Ec2Error, ErrorKind};
 use crate::ownership::{CLUSTER_TAG, Owner};
 
@@ -122,6 +122,12 @@ pub enum Step {
     Modified {
         eni_id: String,
     },
+    /// More pod addresses (AssignPrivateIpAddresses).
+    AddressesAssigned {
+        eni_id: String,
+        private_ips: usize,
+        ipv4_prefixes: usize,
+    },
     /// Tagged as this cluster's (an ENI of the predecessor).
     Adopted {
         eni_id: String,
@@ -191,6 +197,21 @@ async fn run(
                 .await?;
             update(&|view| set_delete_on_termination(view, &eni_id, value));
             done.push(Step::Modified { eni_id });
+            Ok(())
+        }
+        Action::AssignAddresses {
+            eni_id,
+            secondary,
+            prefixes,
+            ..
+        } => {
+            let assigned = ec2.assign_private_ips(&eni_id, secondary, prefixes).await?;
+            update(&|view| view.modify(&eni_id, |eni| add_assigned(eni, &assigned)));
+            done.push(Step::AddressesAssigned {
+                eni_id,
+                private_ips: assigned.private_ips.len(),
+                ipv4_prefixes: assigned.ipv4_prefixes.len(),
+            });
             Ok(())
         }
         Action::SetSourceDestCheck { eni_id, value, .. } => {
@@ -327,6 +348,21 @@ async fn attach_and_protect(
     Ok(())
 }
 
+/// The view learns what AssignPrivateIpAddresses gave (only what the ENI did not list: an
+/// answer that repeats known addresses adds nothing).
+fn add_assigned(eni: &mut Eni, assigned: &Assigned) {
+    for ip in &assigned.private_ips {
+        if eni.private_ip.as_ref() != Some(ip) && !eni.secondary_private_ips.contains(ip) {
+            eni.secondary_private_ips.push(ip.clone());
+        }
+    }
+    for prefix in &assigned.ipv4_prefixes {
+        if !eni.ipv4_prefixes.contains(prefix) {
+            eni.ipv4_prefixes.push(prefix.clone());
+        }
+    }
+}
+
 fn set_delete_on_termination(view: &mut View, eni_id: &str, value: bool) {
     view.modify(eni_id, |eni| {
         if let Some(attachment) = &mut eni.attachment {
@@ -335,12 +371,19 @@ fn set_delete_on_termination(view: &mut View, eni_id: &str, value: bool) {
     });
 }
 
-/// Whether a failure needs a change (spec, node, instance) rather than time to go away.
+/// Whether a failure needs a change (spec, node, instance) rather than time to go away. A
+/// subnet short of addresses or of /28 blocks is not: addresses come free as others release
+/// them, so those are retried with backoff.
 pub fn is_permanent(error: &Ec2Error) -> bool {
-    matches!(
+    let subnet_short = matches!(
+        error.code.as_str(),
+        "InsufficientFreeAddressesInSubnet" | "InsufficientCidrBlocks"
+    );
+    (matches!(
         error.kind,
         ErrorKind::LimitExceeded | ErrorKind::InvalidInput
-    ) || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidSubnetID"))
+    ) && !subnet_short)
+        || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidSubnetID"))
         || (error.kind == ErrorKind::NotFound && error.code.starts_with("InvalidGroup"))
 }
 

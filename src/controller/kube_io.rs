@@ -23,6 +23,10 @@ pub const FINALIZER: &str = "multi-eni.k8s.aws/cleanup";
 /// ours (in one patch), and removed with ours from a NodeENI being deleted.
 pub const PREDECESSOR_FINALIZER: &str = "nodeeni.networking.k8s.aws/finalizer";
 
+mod nads;
+
+pub use nads::Created;
+
 pub struct KubeIo {
     client: Client,
     recorder: Recorder,
@@ -167,6 +171,16 @@ impl KubeIo {
             ),
             // Part of attaching (DeleteOnTermination) or a repair: no event of its own.
             Step::Modified { .. } => return,
+            Step::AddressesAssigned {
+                eni_id,
+                private_ips,
+                ipv4_prefixes,
+            } => (
+                "AddressesAssigned",
+                format!(
+                    "assigned {private_ips} secondary private addresses and {ipv4_prefixes} prefixes to {eni_id}"
+                ),
+            ),
             Step::Adopted { eni_id } => (
                 "Adopted",
                 format!("adopted {eni_id}, made by aws-multi-eni-controller"),

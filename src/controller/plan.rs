@@ -11,6 +11,7 @@ use crate::ec2::types::{
 };
 use crate::ownership::Owner;
 
+use super::addresses::PodAddresses;
 use super::adopt;
 use super::desired::Slot;
 use super::reasons;
@@ -26,6 +27,8 @@ pub struct Want {
     pub network_card_index: i32,
     pub delete_on_termination: bool,
     pub source_dest_check: Option<bool>,
+    /// The pods' addresses each ENI gets: secondary private IPv4 addresses, or /28 prefixes.
+    pub addresses: PodAddresses,
     /// Changed when an earlier ENI of this slot was deleted, so that its ClientToken is fresh
     /// (see [`Owner::client_token`]).
     pub incarnation: u64,
@@ -129,6 +132,13 @@ pub enum Action {
         eni_id: String,
         value: bool,
     },
+    /// AssignPrivateIpAddresses: the secondary addresses or prefixes the slot's ENI lacks.
+    AssignAddresses {
+        slot: Owner,
+        eni_id: String,
+        secondary: i32,
+        prefixes: i32,
+    },
     /// Adoption of an ENI of the predecessor: CreateTags with `tags` (this cluster's ownership
     /// tags for `owner`), after which it is an ordinary ENI of ours (the next plan repairs its
     /// DeleteOnTermination, attaches it, or removes it).
@@ -156,7 +166,8 @@ impl Action {
             Action::Create { slot, .. }
             | Action::Attach { slot, .. }
             | Action::SetDeleteOnTermination { slot, .. }
-            | Action::SetSourceDestCheck { slot, .. } => Some(slot),
+            | Action::SetSourceDestCheck { slot, .. }
+            | Action::AssignAddresses { slot, .. } => Some(slot),
             Action::Adopt { owner, .. } => Some(owner),
             Action::Detach { .. } | Action::Delete { .. } => None,
         }
@@ -313,8 +324,17 @@ fn report(state: AttachmentState, eni: Option<&Eni>) -> SlotReport {
 /// The report of a slot left alone this pass: an action of it is under way, or its last one
 /// failed and it waits for its retry (or, permanent, for a change).
 pub(super) fn waiting(owner: &Owner, eni: Option<&Eni>, context: &Context) -> Option<SlotReport> {
+    // The slot's own ENI, attached here, stays Attached while it gets more addresses.
+    let attached_here = eni.is_some_and(|eni| {
+        Owner::from_tags(&eni.tags).as_ref() == Some(owner)
+            && eni.attachment.as_ref().is_some_and(|a| {
+                a.instance_id == owner.instance && a.status == AttachmentStatus::Attached
+            })
+    });
     if context.in_flight.contains(owner) {
-        let state = if eni.is_some() {
+        let state = if attached_here {
+            AttachmentState::Attached
+        } else if eni.is_some() {
             AttachmentState::Attaching
         } else {
             AttachmentState::Pending
@@ -326,7 +346,9 @@ pub(super) fn waiting(owner: &Owner, eni: Option<&Eni>, context: &Context) -> Op
             .retry_at
             .is_none_or(|at| context.now.is_some_and(|now| now < at))
     })?;
-    let state = if failure.retry_at.is_none() {
+    let state = if attached_here {
+        AttachmentState::Attached
+    } else if failure.retry_at.is_none() {
         AttachmentState::Failed
     } else {
         AttachmentState::Pending
@@ -375,7 +397,12 @@ fn plan_slot(
                             value,
                         });
                     }
-                    report(AttachmentState::Attached, Some(eni))
+                    let mut attached = report(AttachmentState::Attached, Some(eni));
+                    if let Err((reason, message)) = plan_addresses(want, eni, context, plan) {
+                        attached.reason = Some(reason.into());
+                        attached.message = Some(message);
+                    }
+                    attached
                 }
             }
         }
@@ -388,6 +415,35 @@ fn plan_slot(
             _ => plan_attach(want, eni, context, reserved, plan),
         },
     }
+}
+
+/// One AssignPrivateIpAddresses for what the slot's attached ENI lacks of its pod addresses
+/// (compared with what EC2 lists, so never twice), once the instance type is known to take
+/// them; else why not.
+fn plan_addresses(
+    want: &Want,
+    eni: &Eni,
+    context: &Context,
+    plan: &mut Plan,
+) -> Result<(), (&'static str, String)> {
+    let Some((secondary, prefixes)) = want.addresses.missing_on(eni) else {
+        return Ok(());
+    };
+    let owner = &want.slot.owner;
+    let Some(instance) = context.instances.get(&owner.instance) else {
+        plan.describe.insert(owner.instance.clone());
+        return Ok(());
+    };
+    if let Some(limits) = &instance.limits {
+        want.addresses.fit(limits, &instance.instance_type)?;
+    }
+    plan.actions.push(Action::AssignAddresses {
+        slot: owner.clone(),
+        eni_id: eni.id.clone(),
+        secondary,
+        prefixes,
+    });
+    Ok(())
 }
 
 /// Attaches the slot's available ENI, or creates one and attaches it.
@@ -432,6 +488,17 @@ fn plan_attach(
             )),
         };
     }
+    let fits = (instance.limits.as_ref()).map_or(Ok(()), |limits| {
+        want.addresses.fit(limits, &instance.instance_type)
+    });
+    if let Err((reason, message)) = fits {
+        return SlotReport {
+            state: AttachmentState::Failed,
+            eni: eni.cloned(),
+            reason: Some(reason.into()),
+            message: Some(message),
+        };
+    }
     let taken = reserved.entry(owner.instance.clone()).or_default();
     let device_index = match choose_index(want, instance, taken) {
         Ok(index) => index,
@@ -465,6 +532,8 @@ fn plan_attach(
                 description: want.description.clone(),
                 tags: owner.tags(&want.extra_tags),
                 client_token: owner.client_token(&want.nodeeni_uid, want.incarnation),
+                secondary_private_ip_count: want.addresses.secondary_private_ips,
+                ipv4_prefix_count: want.addresses.ipv4_prefixes,
             },
             source_dest_check: want.source_dest_check.filter(|check| !check),
             attach,
@@ -596,3 +665,7 @@ mod tests;
 #[cfg(test)]
 #[path = "adopt_tests.rs"]
 mod adopt_tests;
+
+#[cfg(test)]
+#[path = "plan_addresses_tests.rs"]
+mod addresses_tests;

@@ -37,6 +37,7 @@ pub(super) fn want(node: &str, instance: &str, subnet: &str, preferred_index: i3
         network_card_index: 0,
         delete_on_termination: true,
         source_dest_check: None,
+        addresses: PodAddresses::default(),
         incarnation: 0,
     }
 }

@@ -63,8 +63,19 @@ reasons! {
     NO_FREE_DEVICE_INDEX = "NoFreeDeviceIndex",
     /// EC2 found the device index taken (by an interface attached meanwhile).
     DEVICE_INDEX_IN_USE = "DeviceIndexInUse",
-    /// An account, subnet or instance limit (e.g. AttachmentLimitExceeded,
-    /// InsufficientFreeAddressesInSubnet).
+    /// The instance type takes fewer IPv4 addresses per interface than the NodeENI asks for
+    /// (checked before any EC2 call), or EC2 said so (PrivateIpAddressLimitExceeded,
+    /// InvalidInterface.IpAddressLimitExceeded).
+    ADDRESS_LIMIT_REACHED = "AddressLimitReached",
+    /// The NodeENI asks for IPv4 prefixes on an instance type not built on the Nitro System.
+    PREFIXES_NOT_SUPPORTED = "PrefixesNotSupported",
+    /// The ENI's subnet has too few free addresses (EC2's InsufficientFreeAddressesInSubnet):
+    /// retried with backoff.
+    INSUFFICIENT_FREE_ADDRESSES = "InsufficientFreeAddressesInSubnet",
+    /// The ENI's subnet has no free aligned /28 for a prefix (EC2's InsufficientCidrBlocks):
+    /// retried with backoff.
+    INSUFFICIENT_CIDR_BLOCKS = "InsufficientCidrBlocks",
+    /// An account, subnet or instance limit (e.g. AttachmentLimitExceeded).
     LIMIT_EXCEEDED = "LimitExceeded",
     /// EC2 refused the request as it is (InvalidParameterValue, InvalidParameterCombination…).
     INVALID_PARAMETERS = "InvalidParameters",
@@ -75,6 +86,19 @@ reasons! {
     MODIFY_FAILED = "ModifyFailed",
     DETACH_FAILED = "DetachFailed",
     DELETE_FAILED = "DeleteFailed",
+    /// AssignPrivateIpAddresses (more addresses for an existing ENI) failed for a reason that
+    /// passes: retried with backoff.
+    ASSIGN_FAILED = "AssignFailed",
+    /// PodNetworkReady: the NetworkAttachmentDefinitions of the pod network exist in every
+    /// namespace listed.
+    NETWORK_ATTACHMENT_DEFINITIONS_CREATED = "NetworkAttachmentDefinitionsCreated",
+    /// PodNetworkReady False: Multus's NetworkAttachmentDefinition CRD is not installed.
+    NETWORK_ATTACHMENT_DEFINITION_CRD_MISSING = "NetworkAttachmentDefinitionCRDMissing",
+    /// PodNetworkReady False: a NetworkAttachmentDefinition of the network's name exists in a
+    /// listed namespace and is not this NodeENI's (the user's, or another NodeENI's).
+    NETWORK_ATTACHMENT_DEFINITION_CONFLICT = "NetworkAttachmentDefinitionConflict",
+    /// PodNetworkReady False: the API server refused a create or delete (RBAC, a webhook…).
+    NETWORK_ATTACHMENT_DEFINITION_FAILED = "NetworkAttachmentDefinitionFailed",
     /// Tagging an ENI of aws-multi-eni-controller as this cluster's failed (UnauthorizedOperation
     /// is `Unauthorized`: the IAM policy lacks the migration's statement).
     ADOPT_FAILED = "AdoptFailed",
@@ -86,6 +110,11 @@ pub fn for_code(error: &Ec2Error) -> Option<&'static str> {
     let code = error.code.as_str();
     Some(match code {
         "AuthFailure" | "UnauthorizedOperation" | "Blocked" | "OptInRequired" => UNAUTHORIZED,
+        "PrivateIpAddressLimitExceeded" | "InvalidInterface.IpAddressLimitExceeded" => {
+            ADDRESS_LIMIT_REACHED
+        }
+        "InsufficientFreeAddressesInSubnet" => INSUFFICIENT_FREE_ADDRESSES,
+        "InsufficientCidrBlocks" => INSUFFICIENT_CIDR_BLOCKS,
         _ if code.starts_with("InvalidSubnetID") => SUBNET_NOT_FOUND,
         _ if code.starts_with("InvalidGroup") => SECURITY_GROUP_NOT_FOUND,
         _ if code.starts_with("InvalidInstanceID") => INSTANCE_NOT_FOUND,
@@ -117,6 +146,7 @@ pub fn failure_reason(action: &Action, error: &Ec2Error) -> &'static str {
         (_, Action::Detach { .. }) => DETACH_FAILED,
         (_, Action::Delete { .. }) => DELETE_FAILED,
         (_, Action::Adopt { .. }) => ADOPT_FAILED,
+        (_, Action::AssignAddresses { .. }) => ASSIGN_FAILED,
     }
 }
 
@@ -189,6 +219,18 @@ mod tests {
                 INSTANCE_NOT_RUNNING,
             ),
             ("AttachmentLimitExceeded", "", LIMIT_EXCEEDED),
+            ("PrivateIpAddressLimitExceeded", "", ADDRESS_LIMIT_REACHED),
+            (
+                "InvalidInterface.IpAddressLimitExceeded",
+                "",
+                ADDRESS_LIMIT_REACHED,
+            ),
+            (
+                "InsufficientFreeAddressesInSubnet",
+                "",
+                INSUFFICIENT_FREE_ADDRESSES,
+            ),
+            ("InsufficientCidrBlocks", "", INSUFFICIENT_CIDR_BLOCKS),
             ("InvalidParameterCombination", "", INVALID_PARAMETERS),
             ("RequestLimitExceeded", "", DELETE_FAILED),
             ("InvalidNetworkInterface.InUse", "", DELETE_FAILED),

@@ -16,6 +16,7 @@ use crate::ec2::Ec2;
 use crate::ec2::types::Eni;
 use crate::ownership::{CLUSTER_TAG, NODEENI_TAG, Owner, PREDECESSOR_TAG, PREDECESSOR_VALUE};
 
+use super::addresses::PodAddresses;
 use super::desired::{Desired, NodeInfo, desired};
 use super::eninode::Observed;
 use super::executor::{Outcome, View, execute};
@@ -26,6 +27,7 @@ use super::reasons;
 use super::resolve::{Problem, Resolver};
 use super::status::Blocker;
 
+mod nads;
 mod writes;
 
 /// Subnets and security groups are looked up again every this many resyncs (and whenever a
@@ -82,6 +84,7 @@ pub struct Reconciler {
     resolver: Resolver,
     view: Arc<Mutex<View>>,
     memory: Mutex<Memory>,
+    nads: Mutex<nads::NadMemory>,
     permits: Arc<Semaphore>,
     metrics: Metrics,
 }
@@ -106,6 +109,7 @@ impl Reconciler {
             kube,
             view: Arc::default(),
             memory: Mutex::default(),
+            nads: Mutex::default(),
             metrics,
         })
     }
@@ -177,6 +181,7 @@ impl Reconciler {
         for action in std::mem::take(&mut plan.actions) {
             self.start(action);
         }
+        self.sync_nads(&nodeenis).await;
         self.write_objects(&nodeenis, &planned, &plan).await?;
         self.release_finalizers(&nodeenis, &plan.adopting).await?;
         self.schedule();
@@ -283,6 +288,7 @@ impl Reconciler {
                             network_card_index: nodeeni.spec.network_card_index,
                             delete_on_termination: nodeeni.spec.delete_on_termination,
                             source_dest_check: nodeeni.spec.source_dest_check,
+                            addresses: PodAddresses::of(&nodeeni.spec),
                             incarnation: memory
                                 .incarnations
                                 .get(&slot.owner)
@@ -609,7 +615,8 @@ impl Reconciler {
             .iter()
             .filter(|(_, n)| n.metadata.deletion_timestamp.is_some())
         {
-            if !self.owned_by(name).is_empty() || adopting.contains(name) {
+            let nads_left = self.nads.lock().expect("nads").left.contains(name);
+            if !self.owned_by(name).is_empty() || adopting.contains(name) || nads_left {
                 continue;
             }
             let sent = Instant::now();
@@ -640,7 +647,9 @@ impl Reconciler {
         }
     }
 
-    /// Wakes the loop again while EC2 finishes what was started.
+    /// Wakes the loop again while EC2 finishes what was started, when the grace period of
+    /// an orphan ends, and when the next failed slot is due for its retry (a retry time
+    /// noted while a pass was running, and taken by that pass's sleep, is not lost).
     fn schedule(&self) {
         let busy = self.view.lock().expect("view").in_transition();
         let memory = self.memory.lock().expect("memory");
@@ -649,11 +658,16 @@ impl Reconciler {
             .values()
             .map(|since| *since + self.settings.gc_grace)
             .min();
+        let now = Instant::now();
+        let next_retry = (memory.failures.values())
+            .filter_map(|(failure, _)| failure.retry_at)
+            .filter(|at| *at > now)
+            .min();
         drop(memory);
         if busy {
-            self.wake_at(Instant::now() + self.poll_interval());
+            self.wake_at(now + self.poll_interval());
         }
-        if let Some(at) = waiting_grace {
+        for at in waiting_grace.into_iter().chain(next_retry) {
             self.wake_at(at);
         }
     }

@@ -14,8 +14,12 @@ use crate::ownership::Owner;
 
 use super::desired::Desired;
 use super::eninode::Observed;
+use super::nads::NadState;
 use super::plan::SlotReport;
 use super::reasons;
+
+/// The condition of a NodeENI's NetworkAttachmentDefinitions.
+pub const POD_NETWORK_READY: &str = "PodNetworkReady";
 
 /// The controller's field manager for server-side apply.
 pub const FIELD_MANAGER: &str = "multi-eni-controller";
@@ -38,6 +42,9 @@ pub struct Input<'a> {
     pub blocker: Option<Blocker>,
     /// The ENINodes, by node: what the agents report.
     pub eninodes: &'a BTreeMap<String, Observed>,
+    /// How its NetworkAttachmentDefinitions stand, if it has a pod network: the
+    /// `PodNetworkReady` condition.
+    pub pod_network: Option<NadState>,
     pub current: Option<&'a NodeENIStatus>,
     pub now: Time,
 }
@@ -96,9 +103,6 @@ pub fn build(input: &Input) -> NodeENIStatus {
 
     let (attached_nodes, configured_nodes) = node_counts(input.desired, &entries);
     let ready = ready_condition(input, &entries);
-    let previous_ready = input
-        .current
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"));
     let omitted = entries.len().saturating_sub(MAX_ATTACHMENTS);
     entries.truncate(MAX_ATTACHMENTS);
     NodeENIStatus {
@@ -106,7 +110,7 @@ pub fn build(input: &Input) -> NodeENIStatus {
         desired_nodes: count(input.desired.selected_nodes),
         attached_nodes: count(attached_nodes),
         configured_nodes: count(configured_nodes),
-        conditions: vec![keep_transition_time(ready, previous_ready)],
+        conditions: conditions(input, ready),
         attachments: entries,
         omitted_attachments: count(omitted),
     }
@@ -219,6 +223,32 @@ fn ready_condition(input: &Input, entries: &[Attachment]) -> Condition {
     )
 }
 
+/// `Ready`, and `PodNetworkReady` with a pod network; each keeps its transition time while
+/// its status stays.
+fn conditions(input: &Input, ready: Condition) -> Vec<Condition> {
+    let previous = |type_: &str| {
+        input
+            .current
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+    };
+    let mut conditions = vec![keep_transition_time(ready, previous("Ready"))];
+    if let Some(state) = &input.pod_network {
+        let pod_network = Condition {
+            type_: POD_NETWORK_READY.into(),
+            status: if state.ready { "True" } else { "False" }.into(),
+            reason: state.reason.into(),
+            message: state.message.clone(),
+            observed_generation: input.generation,
+            last_transition_time: input.now.clone(),
+        };
+        conditions.push(keep_transition_time(
+            pod_network,
+            previous(POD_NETWORK_READY),
+        ));
+    }
+    conditions
+}
+
 fn keep_transition_time(mut condition: Condition, previous: Option<&Condition>) -> Condition {
     if let Some(previous) = previous.filter(|p| p.status == condition.status) {
         condition.last_transition_time = previous.last_transition_time.clone();
@@ -226,14 +256,14 @@ fn keep_transition_time(mut condition: Condition, previous: Option<&Condition>) 
     condition
 }
 
-/// Whether `new` differs from what `current` holds (conditions other than `Ready`, which
+/// Whether `new` differs from what `current` holds (conditions other than ours, which
 /// others may add, left aside).
 pub fn differs(new: &NodeENIStatus, current: Option<&NodeENIStatus>) -> bool {
     let Some(current) = current else { return true };
     let ready: Vec<Condition> = current
         .conditions
         .iter()
-        .filter(|c| c.type_ == "Ready")
+        .filter(|c| c.type_ == "Ready" || c.type_ == POD_NETWORK_READY)
         .cloned()
         .collect();
     let current = NodeENIStatus {

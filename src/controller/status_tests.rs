@@ -102,6 +102,7 @@ fn build_with(
         releasing: &[],
         blocker: None,
         eninodes,
+        pod_network: None,
         current: None,
         now: now(),
     })

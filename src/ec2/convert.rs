@@ -40,6 +40,19 @@ pub fn eni(eni: &sdk::NetworkInterface) -> Eni {
         source_dest_check: eni.source_dest_check(),
         tags: tags(eni.tag_set()),
         attachment: eni.attachment().and_then(attachment),
+        secondary_private_ips: eni
+            .private_ip_addresses()
+            .iter()
+            .filter(|address| address.primary() != Some(true))
+            .filter_map(|address| address.private_ip_address())
+            .map(str::to_owned)
+            .collect(),
+        ipv4_prefixes: eni
+            .ipv4_prefixes()
+            .iter()
+            .filter_map(|prefix| prefix.ipv4_prefix())
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -110,8 +123,12 @@ pub fn security_group(group: &sdk::SecurityGroup) -> SecurityGroup {
     }
 }
 
-pub fn network_limits(info: &sdk::NetworkInfo) -> NetworkLimits {
-    NetworkLimits {
+/// The type's network limits, if DescribeInstanceTypes gave its `NetworkInfo`.
+pub fn network_limits(info: &sdk::InstanceTypeInfo) -> Option<NetworkLimits> {
+    let nitro = info.hypervisor() == Some(&sdk::InstanceTypeHypervisor::Nitro)
+        || info.bare_metal() == Some(true);
+    let info = info.network_info()?;
+    Some(NetworkLimits {
         maximum_interfaces: info.maximum_network_interfaces().unwrap_or_default(),
         default_network_card_index: info.default_network_card_index().unwrap_or_default(),
         cards: info
@@ -125,5 +142,6 @@ pub fn network_limits(info: &sdk::NetworkInfo) -> NetworkLimits {
             })
             .collect(),
         ipv4_addresses_per_interface: info.ipv4_addresses_per_interface().unwrap_or_default(),
-    }
+        nitro,
+    })
 }

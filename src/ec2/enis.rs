@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::operation::modify_network_interface_attribute::builders::ModifyNetworkInterfaceAttributeFluentBuilder;
 
 use super::limiter::Bucket;
-use super::types::{Eni, NewEni};
+use super::types::{Assigned, Eni, NewEni};
 use super::{Ec2, Error, convert};
 
 /// Page size of DescribeNetworkInterfaces (EC2's maximum).
@@ -21,7 +21,9 @@ const FILTER_VALUES: usize = 100;
 
 impl Ec2 {
     /// CreateNetworkInterface with the tags in TagSpecifications (tagged atomically with the
-    /// creation) and a ClientToken: repeating the same request returns the same ENI.
+    /// creation) and a ClientToken: repeating the same request returns the same ENI. The
+    /// pods' secondary addresses or prefixes, if any, come with the ENI in the same call
+    /// (`SecondaryPrivateIpAddressCount`, `Ipv4PrefixCount`).
     pub async fn create_eni(&self, new: &NewEni) -> Result<Eni, Error> {
         let tags = new
             .tags
@@ -41,6 +43,10 @@ impl Ec2 {
                     .description(&new.description)
                     .tag_specifications(tag_spec)
                     .client_token(&new.client_token)
+                    .set_secondary_private_ip_address_count(positive(
+                        new.secondary_private_ip_count,
+                    ))
+                    .set_ipv4_prefix_count(positive(new.ipv4_prefix_count))
                     .customize()
                     .interceptor(counter)
                     .send()
@@ -144,6 +150,42 @@ impl Ec2 {
         Ok(())
     }
 
+    /// AssignPrivateIpAddresses: `secondary` more secondary private addresses, or `prefixes`
+    /// more /28 prefixes (not both: EC2 refuses), chosen by EC2 from the ENI's subnet. Not
+    /// idempotent: callers compare what DescribeNetworkInterfaces shows with what they want
+    /// before asking. Errors: `PrivateIpAddressLimitExceeded` past the instance type's
+    /// Ipv4AddressesPerInterface, `InsufficientFreeAddressesInSubnet`,
+    /// `InsufficientCidrBlocks` (no free aligned /28), all [`ErrorKind::LimitExceeded`].
+    ///
+    /// [`ErrorKind::LimitExceeded`]: super::ErrorKind::LimitExceeded
+    pub async fn assign_private_ips(
+        &self,
+        eni_id: &str,
+        secondary: i32,
+        prefixes: i32,
+    ) -> Result<Assigned, Error> {
+        let output = self
+            .call("AssignPrivateIpAddresses", Bucket::EniMutation, |counter| {
+                self.client
+                    .assign_private_ip_addresses()
+                    .network_interface_id(eni_id)
+                    .set_secondary_private_ip_address_count(positive(secondary))
+                    .set_ipv4_prefix_count(positive(prefixes))
+                    .customize()
+                    .interceptor(counter)
+                    .send()
+            })
+            .await?;
+        Ok(Assigned {
+            private_ips: (output.assigned_private_ip_addresses().iter())
+                .filter_map(|a| a.private_ip_address().map(str::to_owned))
+                .collect(),
+            ipv4_prefixes: (output.assigned_ipv4_prefixes().iter())
+                .filter_map(|p| p.ipv4_prefix().map(str::to_owned))
+                .collect(),
+        })
+    }
+
     /// DetachNetworkInterface. An attachment that no longer exists counts as detached.
     /// `force` is a last resort: it can leave the device index blocked on the instance.
     pub async fn detach(&self, attachment_id: &str, force: bool) -> Result<(), Error> {
@@ -232,6 +274,11 @@ pub fn filter<'a>(name: &str, values: impl IntoIterator<Item = &'a str>) -> Filt
         .name(name)
         .set_values(Some(values.into_iter().map(str::to_owned).collect()))
         .build()
+}
+
+/// A count worth sending: EC2 takes an absent count as none.
+fn positive(count: i32) -> Option<i32> {
+    (count > 0).then_some(count)
 }
 
 /// Detach and delete treat "not found" as "already done".

@@ -94,7 +94,9 @@ pub fn classify(code: &str, message: &str, http_status: Option<u16>) -> ErrorKin
         "AttachmentLimitExceeded"
         | "NetworkInterfaceLimitExceeded"
         | "PrivateIpAddressLimitExceeded"
-        | "InsufficientFreeAddressesInSubnet" => ErrorKind::LimitExceeded,
+        | "InvalidInterface.IpAddressLimitExceeded"
+        | "InsufficientFreeAddressesInSubnet"
+        | "InsufficientCidrBlocks" => ErrorKind::LimitExceeded,
         code if code.ends_with(".NotFound") => ErrorKind::NotFound,
         "InvalidParameterValue"
             if message.contains("already has an interface attached at device index") =>
@@ -193,6 +195,30 @@ mod tests {
             (
                 "NetworkInterfaceLimitExceeded",
                 "",
+                Some(400),
+                ErrorKind::LimitExceeded,
+            ),
+            (
+                "PrivateIpAddressLimitExceeded",
+                "Number of private addresses will exceed limit.",
+                Some(400),
+                ErrorKind::LimitExceeded,
+            ),
+            (
+                "InvalidInterface.IpAddressLimitExceeded",
+                "Address count 7 on interface-0123 exceeds the limit for t3.medium",
+                Some(400),
+                ErrorKind::LimitExceeded,
+            ),
+            (
+                "InsufficientFreeAddressesInSubnet",
+                "",
+                Some(400),
+                ErrorKind::LimitExceeded,
+            ),
+            (
+                "InsufficientCidrBlocks",
+                "The specified subnet does not have enough free cidr blocks to satisfy the request.",
                 Some(400),
                 ErrorKind::LimitExceeded,
             ),

@@ -149,8 +149,7 @@ impl Ec2 {
         let limits = output
             .instance_types()
             .iter()
-            .find_map(|info| info.network_info())
-            .map(convert::network_limits)
+            .find_map(convert::network_limits)
             .ok_or_else(|| Error {
                 kind: ErrorKind::InvalidInput,
                 action: "DescribeInstanceTypes",

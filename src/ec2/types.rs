@@ -18,6 +18,11 @@ pub struct Eni {
     pub source_dest_check: Option<bool>,
     pub tags: BTreeMap<String, String>,
     pub attachment: Option<EniAttachment>,
+    /// The secondary private IPv4 addresses (`PrivateIpAddresses` whose `Primary` is false),
+    /// in EC2's order.
+    pub secondary_private_ips: Vec<String>,
+    /// The delegated IPv4 prefixes (`Ipv4Prefixes`), as CIDRs (`10.0.1.16/28`).
+    pub ipv4_prefixes: Vec<String>,
 }
 
 /// `NetworkInterface.Status`.
@@ -170,7 +175,12 @@ pub struct NetworkLimits {
     pub default_network_card_index: i32,
     /// Interfaces per network card, by card index (one entry on single-card types).
     pub cards: BTreeMap<i32, i32>,
+    /// Private IPv4 addresses one interface takes: the primary, the secondaries and each /28
+    /// prefix count one ("Prefix delegation for Amazon EC2 network interfaces").
     pub ipv4_addresses_per_interface: i32,
+    /// Built on the Nitro System (`Hypervisor` is `nitro`, or a bare-metal type): only these
+    /// take IPv4 prefixes.
+    pub nitro: bool,
 }
 
 impl NetworkLimits {
@@ -205,4 +215,18 @@ pub struct NewEni {
     pub tags: BTreeMap<String, String>,
     /// Idempotency token (at most 64 ASCII characters).
     pub client_token: String,
+    /// Secondary private IPv4 addresses EC2 picks from the subnet
+    /// (`SecondaryPrivateIpAddressCount`); 0: none.
+    pub secondary_private_ip_count: i32,
+    /// /28 IPv4 prefixes EC2 delegates from the subnet (`Ipv4PrefixCount`, Nitro instance
+    /// types only); 0: none. Not with `secondary_private_ip_count` (EC2 refuses both).
+    pub ipv4_prefix_count: i32,
+}
+
+/// What AssignPrivateIpAddresses gave an ENI: the new secondary addresses and prefixes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assigned {
+    pub private_ips: Vec<String>,
+    /// CIDRs (`10.0.1.16/28`).
+    pub ipv4_prefixes: Vec<String>,
 }

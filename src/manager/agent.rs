@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::api::ENINode;
+use crate::manager::cni::NetworkReport;
 use crate::manager::desired::{Desired, EntryKey, Wanted, desired};
 use crate::manager::links::{LinkState, Links, NAME_TAKEN};
 use crate::manager::metrics::EventLabels;
@@ -62,6 +63,7 @@ pub async fn run(
         executor,
         desired: Desired::default(),
         outcomes: BTreeMap::new(),
+        networks: BTreeMap::new(),
         reports,
         client,
         retry_delay: config.retry.initial,
@@ -99,6 +101,8 @@ struct Agent<L> {
     executor: Executor<L>,
     desired: Desired,
     outcomes: BTreeMap<EntryKey, Outcome>,
+    /// What became of each entry's pod network.
+    networks: BTreeMap<EntryKey, NetworkReport>,
     reports: watch::Sender<Reports>,
     client: Client,
     config: AgentConfig,
@@ -144,10 +148,11 @@ impl<L: Links> Agent<L> {
                     if changed.is_err() {
                         return Err(AgentError::WatchEnded);
                     }
+                    let listed = !ready;
                     ready = *eninode.borrow_and_update();
                     if ready {
                         self.config.readiness.set(true);
-                        self.eninode_changed(&store).await;
+                        self.eninode_changed(&store, listed).await;
                     }
                 }
                 _ = resync.tick(), if ready => self.full_pass().await,
@@ -156,10 +161,12 @@ impl<L: Links> Agent<L> {
         }
     }
 
-    async fn eninode_changed(&mut self, store: &Store<ENINode>) {
+    /// `listed`: the first reading, which makes a full pass whatever it holds (a node
+    /// without an ENINode still has the agent's files of an earlier run to remove).
+    async fn eninode_changed(&mut self, store: &Store<ENINode>, listed: bool) {
         let state = store.state();
         let desired = desired(state.first().map(AsRef::as_ref));
-        if desired != self.desired {
+        if desired != self.desired || listed {
             self.desired = desired;
             self.reports_stale = true;
             self.full_pass().await;
@@ -306,9 +313,10 @@ impl<L: Links> Agent<L> {
         self.outcomes.insert(outcome.key.clone(), outcome);
     }
 
-    /// Brings the device plugin in step, publishes the reports and plans a retry.
+    /// Brings the pod networks and the device plugin in step, publishes the reports and plans
+    /// a retry.
     async fn after_changes(&mut self) {
-        let mut failed = false;
+        let mut failed = !self.sync_networks();
         match self.executor.sync_plugin_config() {
             Ok(changed) => self.plugin_restart_pending |= changed,
             Err(error) => {
@@ -328,7 +336,7 @@ impl<L: Links> Agent<L> {
             self.config
                 .metrics
                 .observe_outcomes(served.map(|(_, outcome)| outcome));
-            let reports = reports(&self.desired, self.outcomes.values());
+            let reports = reports(&self.desired, self.outcomes.values(), &self.networks);
             self.reports.send_if_modified(|current| {
                 let changed = *current != reports;
                 *current = reports;
@@ -340,6 +348,30 @@ impl<L: Links> Agent<L> {
             .values()
             .any(|o| o.problem.as_ref().is_some_and(|p| p.transient));
         self.schedule_retry(failed || transient);
+    }
+
+    /// Writes the pod networks' CNI configurations; true unless the directory failed.
+    fn sync_networks(&mut self) -> bool {
+        let outcomes = &self.outcomes;
+        let (networks, result) = self
+            .executor
+            .sync_networks(&self.desired, |key| outcomes.get(key));
+        if networks != self.networks {
+            self.networks = networks;
+            self.reports_stale = true;
+        }
+        match result {
+            Ok(changes) => {
+                for change in changes {
+                    info!("pod network: {change}");
+                }
+                true
+            }
+            Err(error) => {
+                warn!(label = error.label(), "{error}");
+                false
+            }
+        }
     }
 
     /// Restarts the device plugin; true when done (or nothing is configured to restart).

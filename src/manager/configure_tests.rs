@@ -126,6 +126,7 @@ fn wanted(name: &str) -> Wanted {
         mtu: Some(9001),
         dpdk: None,
         resource: None,
+        pod_network: None,
     }
 }
 

@@ -31,6 +31,23 @@ pub struct Wanted {
     /// SR-IOV device plugin (`dpdkResourceName` without `enableDPDK`), for a pod to take the
     /// whole ENI through the `host-device` CNI plugin.
     pub resource: Option<ResourceWanted>,
+    /// The pod network whose CNI configuration the agent writes for this ENI.
+    pub pod_network: Option<PodNetworkWanted>,
+}
+
+/// The pod network an ENI carries, as the spec gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodNetworkWanted {
+    /// The network's name (NodeENI `podNetwork.name`).
+    pub name: String,
+    /// ipvlan's `mode`: `l2`, `l3` or `l3s`.
+    pub mode: &'static str,
+    /// The ENI subnet's CIDR (`10.0.1.0/24`).
+    pub subnet_cidr: Option<String>,
+    /// The ENI's secondary private addresses.
+    pub addresses: Vec<String>,
+    /// The ENI's delegated prefixes (CIDR).
+    pub prefixes: Vec<String>,
 }
 
 /// The ENI is to be bound to a DPDK driver instead of the kernel's network stack.
@@ -125,6 +142,13 @@ fn wanted(key: EntryKey, entry: &InterfaceSpec, mac: Mac) -> Wanted {
                 name,
                 pci_address: entry.dpdk_pci_address.clone(),
             }),
+        pod_network: entry.pod_network.as_ref().map(|name| PodNetworkWanted {
+            name: name.clone(),
+            mode: entry.ipvlan_mode.unwrap_or_default().as_str(),
+            subnet_cidr: entry.subnet_cidr.clone(),
+            addresses: entry.ipv4_addresses.clone(),
+            prefixes: entry.ipv4_prefixes.clone(),
+        }),
     }
 }
 

@@ -4,10 +4,11 @@
 //!
 //! Modules by what they may import:
 //! - pure, no I/O: [`mac`], [`desired`] (the ENINode to wanted interfaces), [`plan`] (observed
-//!   link to changes), [`outcome`], [`report`] (outcomes to status entries);
+//!   link to changes), [`outcome`], [`report`] (outcomes to status entries), [`cni`] (the pod
+//!   networks' CNI configurations);
 //! - OS boundary: [`links`] (the trait), [`netlink`] (its rtnetlink implementation and link
 //!   notifications), [`sysfs`] (PCI driver binding), [`files`], [`dpdk_state`], [`sriov`]
-//!   (the device plugin's config file);
+//!   (the device plugin's config file), [`cni_files`] (Multus's configuration directory);
 //! - devices: [`dpdk`] (binding and giving back), [`advertise`] (devices left on their
 //!   kernel driver as device plugin resources);
 //! - Kubernetes and EC2: [`status`] (server-side apply), [`plugin`] (device plugin restart),
@@ -18,6 +19,8 @@
 
 pub mod advertise;
 pub mod agent;
+pub mod cni;
+pub mod cni_files;
 pub mod configure;
 pub mod desired;
 pub mod dpdk;
@@ -48,6 +51,7 @@ pub use plugin::PluginPods;
 pub use sysfs::Settle;
 
 use crate::http::Readiness;
+use crate::manager::cni_files::CniConfDir;
 use crate::manager::dpdk::Dpdk;
 use crate::manager::dpdk_state::{StateError, StateFile};
 use crate::manager::imds::Imds;
@@ -71,6 +75,8 @@ pub struct AgentConfig {
     pub state_file: PathBuf,
     /// The SR-IOV device plugin's config file.
     pub sriov_config: PathBuf,
+    /// Multus's node-local CNI configuration directory, where pod networks are written.
+    pub cni_conf_dir: PathBuf,
     /// The device plugin's pods to restart after its config changed (`None`: leave it).
     pub plugin: Option<PluginPods>,
     /// Instance metadata to cross-check MACs with (`http://169.254.169.254` on EC2).
@@ -94,6 +100,7 @@ impl AgentConfig {
             settle: Settle::default(),
             state_file: "/var/lib/multi-eni/dpdk-state.json".into(),
             sriov_config: "/etc/pcidp/config.json".into(),
+            cni_conf_dir: "/etc/cni/multus/net.d".into(),
             plugin: None,
             imds_endpoint: None,
             retry: Retry::default(),
@@ -110,6 +117,8 @@ impl AgentConfig {
             links,
             dpdk: Dpdk::load(sysfs, state, dry_run, self.metrics.clone())?,
             plugin_config: DevicePluginConfig::new(&self.sriov_config),
+            cni_conf_dir: CniConfDir::new(&self.cni_conf_dir),
+            networks_synced: None,
             imds: imds.map_err(AgentError::Imds)?,
             confirmed: HashSet::new(),
             dry_run,

@@ -17,6 +17,8 @@ use crate::manager::{AgentConfig, AgentError, plugin};
 /// What one pass found and did.
 pub struct Pass {
     pub outcomes: Vec<Outcome>,
+    /// What changed (or, in a dry run, would change) in the CNI configuration directory.
+    pub network_changes: Vec<String>,
     /// Status writes or the device plugin restart that failed (the pass itself went on).
     pub errors: Vec<String>,
 }
@@ -49,6 +51,13 @@ pub async fn once(
     let mut executor = config.executor(links, dry_run)?;
     let outcomes = executor.pass(&desired).await?;
     let mut errors = Vec::new();
+    let (networks, written) = executor.sync_networks(&desired, |key| {
+        outcomes.iter().find(|outcome| outcome.key == *key)
+    });
+    let network_changes = written.unwrap_or_else(|error| {
+        errors.push(error.to_string());
+        Vec::new()
+    });
     let plugin_changed = executor.sync_plugin_config().unwrap_or_else(|error| {
         errors.push(error.to_string());
         false
@@ -59,13 +68,17 @@ pub async fn once(
         {
             errors.push(error.to_string());
         }
-        let reports = reports(&desired, &outcomes);
+        let reports = reports(&desired, &outcomes, &networks);
         let mut writer = StatusWriter::new(client, &config.node_name, config.metrics.clone());
         if let Err(error) = writer.write(eninode.as_ref(), &reports).await {
             errors.push(error.to_string());
         }
     }
-    Ok(Pass { outcomes, errors })
+    Ok(Pass {
+        outcomes,
+        network_changes,
+        errors,
+    })
 }
 
 /// The pass as a table: one row per entry, then the reasons of those not configured.
@@ -119,6 +132,9 @@ pub fn table(pass: &Pass, dry_run: bool) -> String {
                 outcome.key.nodeeni, outcome.key.subnet_id, problem.message
             );
         }
+    }
+    for change in &pass.network_changes {
+        let _ = writeln!(text, "pod network: {change}");
     }
     for error in &pass.errors {
         let _ = writeln!(text, "error: {error}");

@@ -92,6 +92,7 @@ mod tests {
             mtu,
             dpdk: None,
             resource: None,
+            pod_network: None,
         }
     }
 

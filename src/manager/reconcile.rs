@@ -1,8 +1,10 @@
 //! The executor: brings links and DPDK devices to the desired state and says what it did.
 //! Used by the long-running agent (per event, and for full passes) and by `--once`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::manager::cni::{self, NetworkReport};
+use crate::manager::cni_files::{CniConfDir, CniDirError};
 use crate::manager::configure::configure;
 use crate::manager::desired::{Desired, EntryKey, Wanted};
 use crate::manager::dpdk::Dpdk;
@@ -18,6 +20,9 @@ pub struct Executor<L> {
     pub links: L,
     pub dpdk: Dpdk,
     pub plugin_config: DevicePluginConfig,
+    pub cni_conf_dir: CniConfDir,
+    /// The CNI configurations last made so in the directory (`None`: read it again).
+    pub networks_synced: Option<BTreeMap<String, String>>,
     /// Instance metadata to cross-check MACs with; dropped once found unreachable.
     pub imds: Option<Imds>,
     /// MACs whose ENI metadata has confirmed.
@@ -31,6 +36,8 @@ pub struct Executor<L> {
 impl<L: Links> Executor<L> {
     /// Serves every wanted entry and releases what is no longer wanted.
     pub async fn pass(&mut self, desired: &Desired) -> Result<Vec<Outcome>, LinkError> {
+        // A full pass also repairs the CNI configuration directory.
+        self.networks_synced = None;
         let mut by_mac: HashMap<Mac, Vec<LinkState>> = HashMap::new();
         for link in self.links.links().await? {
             by_mac.entry(link.mac).or_default().push(link);
@@ -127,6 +134,38 @@ impl<L: Links> Executor<L> {
                 None
             }
         }
+    }
+
+    /// Writes the pod network of each served entry whose interface is configured (`outcome`
+    /// gives an entry's last outcome) and removes the agent's other files; returns each
+    /// pod network entry's report, and what changed in the directory or why it could not.
+    pub fn sync_networks<'a>(
+        &mut self,
+        desired: &Desired,
+        outcome: impl Fn(&EntryKey) -> Option<&'a Outcome>,
+    ) -> (
+        BTreeMap<EntryKey, NetworkReport>,
+        Result<Vec<String>, CniDirError>,
+    ) {
+        let served = desired.serve.iter().map(|wanted| {
+            let configured = outcome(&wanted.key).filter(|outcome| outcome.configured());
+            (wanted, configured.and_then(|o| o.interface.as_deref()))
+        });
+        let mut networks = cni::networks(served);
+        if self.networks_synced.as_ref() == Some(&networks.files) {
+            return (networks.reports, Ok(Vec::new()));
+        }
+        let result = self.cni_conf_dir.sync(&networks.files, self.dry_run);
+        match &result {
+            Ok(_) => self.networks_synced = Some(networks.files),
+            Err(error) => {
+                for report in networks.reports.values_mut().filter(|r| r.written) {
+                    report.written = false;
+                    report.message = Some(error.to_string());
+                }
+            }
+        }
+        (networks.reports, result)
     }
 
     /// Makes the device plugin's config list the bound devices; returns whether it changed.

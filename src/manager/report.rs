@@ -3,7 +3,10 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use std::collections::BTreeMap;
+
 use crate::api::{ENINodeStatus, InterfaceStatus};
+use crate::manager::cni::NetworkReport;
 use crate::manager::desired::{Desired, EntryKey};
 use crate::manager::outcome::Outcome;
 
@@ -11,12 +14,21 @@ use crate::manager::outcome::Outcome;
 pub type Reports = Vec<InterfaceStatus>;
 
 /// The reports for the entries of the spec (never others: the status would keep an entry
-/// the controller removed).
-pub fn reports<'a>(desired: &Desired, outcomes: impl IntoIterator<Item = &'a Outcome>) -> Reports {
+/// the controller removed), with what became of their pod networks.
+pub fn reports<'a>(
+    desired: &Desired,
+    outcomes: impl IntoIterator<Item = &'a Outcome>,
+    networks: &BTreeMap<EntryKey, NetworkReport>,
+) -> Reports {
     let mut reports = Reports::new();
     for outcome in outcomes {
         if desired.entries.contains(&outcome.key) {
-            reports.push(entry(outcome));
+            let mut entry = entry(outcome);
+            if let Some(network) = networks.get(&outcome.key) {
+                entry.pod_network_written = Some(network.written);
+                entry.pod_network_message.clone_from(&network.message);
+            }
+            reports.push(entry);
         }
     }
     for (key, message) in &desired.invalid {

@@ -120,7 +120,7 @@ fn agent_status(eninode: &ENINode) -> Option<multi_eni::api::ENINodeStatus> {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let current = eninode.status.as_ref();
     let wanted = status(
-        reports(&desired, &outcomes),
+        reports(&desired, &outcomes, &std::collections::BTreeMap::new()),
         eninode.metadata.generation,
         current,
         now,

@@ -7,6 +7,10 @@
 //!
 //! `just bench-objects [N]` (`--objects`): the same with the simulator's throttling off; the
 //! controller still keeps to AWS's published rates (`--ec2-budget 1`).
+//!
+//! `--addresses K`: the NodeENI asks for K secondary private addresses per ENI and a pod
+//! network (in the same CreateNetworkInterface: the calls per ENI should not change); the run
+//! checks that every ENI and its ENINode entry have them.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -32,12 +36,11 @@ const WATCHED_NODE: &str = "node-0000";
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let nodes: usize = args
-        .iter()
-        .find(|arg| !arg.starts_with("--"))
-        .map_or(200, |n| n.parse().expect("N: a number of nodes"));
-    let objects_only = args.iter().any(|arg| arg == "--objects");
+    let Args {
+        nodes,
+        objects_only,
+        addresses,
+    } = Args::parse();
     let mut config = SimConfig {
         attach_latency_ms: 500,
         detach_latency_ms: 500,
@@ -66,7 +69,7 @@ async fn main() {
     let writes_before = api_writes(&cluster).await;
     let started = Instant::now();
     let subnets: Vec<&String> = cluster.subnets.values().collect();
-    let spec = json!({"nodeSelector": {"ng": "bench"}, "subnetIDs": subnets, "securityGroupIDs": [cluster.security_group]});
+    let spec = bench_spec(&subnets, &cluster.security_group, addresses);
     cluster.apply_nodeeni("bench", spec).await;
     let count = |n: i32| usize::try_from(n).ok() == Some(nodes);
     cluster
@@ -103,6 +106,9 @@ async fn main() {
     let (rss_mib, cpu_seconds) = process_usage(pid);
 
     report_convergence(nodes, !objects_only, converged, &before, &during);
+    if addresses > 0 {
+        report_addresses(&cluster, addresses).await;
+    }
     println!(
         "  every interface configured (agents' reports in) {:.1} s",
         configured.as_secs_f64()
@@ -144,6 +150,48 @@ fn report_steady_state(resync: &str, writes: u64, describes_per_resync: f64, nod
     println!(
         "    listings of every ENI per resync       {listings:.1} ({pages} pages of at most 1000 each)"
     );
+}
+
+/// The command line: N, `--objects`, `--addresses K`.
+struct Args {
+    nodes: usize,
+    objects_only: bool,
+    addresses: i32,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let addresses = args
+            .iter()
+            .position(|arg| arg == "--addresses")
+            .map_or(0, |i| {
+                args.get(i + 1)
+                    .and_then(|k| k.parse().ok())
+                    .expect("--addresses K: a number of addresses per ENI")
+            });
+        // N comes first, before the flags.
+        let nodes = args
+            .first()
+            .filter(|arg| !arg.starts_with("--"))
+            .map_or(200, |n| n.parse().expect("N: a number of nodes"));
+        Args {
+            nodes,
+            objects_only: args.iter().any(|arg| arg == "--objects"),
+            addresses,
+        }
+    }
+}
+
+/// The benchmark's NodeENI: every node, every subnet; with `addresses`, that many secondary
+/// addresses per ENI and a pod network.
+fn bench_spec(subnets: &[&String], security_group: &str, addresses: i32) -> serde_json::Value {
+    let mut spec = json!({"nodeSelector": {"ng": "bench"}, "subnetIDs": subnets, "securityGroupIDs": [security_group]});
+    if addresses > 0 {
+        spec["secondaryPrivateIPAddressCount"] = json!(addresses);
+        spec["podNetwork"] = json!({"name": "bench", "namespaces": ["default"]});
+    }
+    spec
 }
 
 /// `nodes` Nodes labelled for the benchmark, each with an instance, in both zones.
@@ -246,6 +294,40 @@ fn report_convergence(
     #[allow(clippy::cast_precision_loss)]
     let total_per_eni = total as f64 / n;
     println!("  {:<40} {total_per_eni:.2} (target <= 3.2)", "all");
+}
+
+/// How many ENIs, and ENINode entries, carry the K addresses asked for.
+async fn report_addresses(cluster: &SimCluster, addresses: i32) {
+    let wanted = usize::try_from(addresses).unwrap_or_default();
+    let enis = cluster.owned_enis().await;
+    let with = enis
+        .iter()
+        .filter(|eni| eni.secondary_private_ips.len() == wanted)
+        .count();
+    let eninodes = cluster
+        .eninodes()
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list the ENINodes");
+    let entries: Vec<_> = (eninodes.items.iter())
+        .flat_map(|e| &e.spec.interfaces)
+        .collect();
+    let written = entries
+        .iter()
+        .filter(|i| i.ipv4_addresses.len() == wanted)
+        .count();
+    println!(
+        "
+pod addresses, {addresses} per ENI (with the create):"
+    );
+    println!(
+        "  ENIs that have them                      {with} of {}",
+        enis.len()
+    );
+    println!(
+        "  ENINode entries that list them           {written} of {}",
+        entries.len()
+    );
 }
 
 /// Peak resident memory (MiB) and CPU time (s) of a process, from /proc.

@@ -67,13 +67,10 @@ fn chart_renders_every_component() {
         assert!(rendered.contains(expected), "{expected:?} is not rendered");
     }
     let defaults = render("multi-eni", "kube-system", &["clusterName=my-cluster"]).unwrap();
-    for absent in [
-        "ServiceMonitor",
-        "hostPath",
-        "/host/sys",
-        "privileged",
-        "pods",
-    ] {
+    // The one hostPath by default: Multus's configuration directory, for the pod networks.
+    assert_eq!(defaults.matches("hostPath:").count(), 1);
+    assert!(defaults.contains("path: /etc/cni/multus/net.d\n"));
+    for absent in ["ServiceMonitor", "/host/sys", "privileged", "pods"] {
         assert!(
             !defaults.contains(absent),
             "{absent:?} is rendered by default"
@@ -260,10 +257,21 @@ fn service_accounts_may_do_what_their_component_does_and_nothing_more() {
     create_namespace(RBAC_NAMESPACE);
     let rendered = render("rbac-check", RBAC_NAMESPACE, ALL_FEATURES).unwrap();
     succeeded("kubectl apply of the chart", &kubectl_apply(&rendered, &[]));
+    // Multus's CRD, so that kubectl knows the kind the controller's NetworkAttachmentDefinition
+    // rules name.
+    let multus = std::fs::read_to_string(repo_file(
+        "tests/fixtures/crd/network-attachment-definition.yaml",
+    ))
+    .unwrap();
+    succeeded(
+        "kubectl apply of Multus's CRD",
+        &kubectl_apply(&multus, &[]),
+    );
 
     let nodeenis = "nodeenis.networking.k8s.aws";
     let eninodes = "eninodes.networking.k8s.aws";
     let lease = format!("leases.coordination.k8s.io/multi-eni-controller -n {RBAC_NAMESPACE}");
+    let nads = "network-attachment-definitions.k8s.cni.cncf.io";
     let controller_may = [
         format!("list {nodeenis}"),
         format!("watch {nodeenis}"),
@@ -281,8 +289,14 @@ fn service_accounts_may_do_what_their_component_does_and_nothing_more() {
         format!("update {lease}"),
         "create events.events.k8s.io -n default".into(),
         "patch events.events.k8s.io -n default".into(),
+        format!("list {nads} -A"),
+        format!("get {nads} -n team-a"),
+        format!("create {nads} -n team-a"),
+        format!("delete {nads} -n team-a"),
     ];
     let controller_may_not = [
+        format!("update {nads} -n team-a"),
+        format!("patch {nads} -n team-a"),
         format!("get {nodeenis}"),
         format!("update {nodeenis}"),
         format!("delete {nodeenis}"),
@@ -321,6 +335,7 @@ fn service_accounts_may_do_what_their_component_does_and_nothing_more() {
         "create pods --subresource=exec -n kube-system".into(),
         "get secrets -n kube-system".into(),
         format!("update {lease}"),
+        format!("list {nads} -A"),
     ];
     let mut wrong = Vec::new();
     for (account, requests, allowed) in [

@@ -288,13 +288,18 @@ async fn invalid_specs_are_rejected_naming_the_field() {
         (json!({"description": long_description}), "spec.description"),
     ];
     assert!(cases.len() >= 15);
+    assert_rejected(&api, "invalid", &cases).await;
+}
+
+/// Each spec (the base with the changes) is refused at admission, with its field named.
+async fn assert_rejected(api: &Api<DynamicObject>, prefix: &str, cases: &[(Value, &str)]) {
     let dry_run = PostParams {
         dry_run: true,
         ..PostParams::default()
     };
     let mut failures = Vec::new();
     for (i, (changes, field)) in cases.iter().enumerate() {
-        let object = object(&format!("invalid-{i}"), &spec_with(changes));
+        let object = object(&format!("{prefix}-{i}"), &spec_with(changes));
         match api.create(&dry_run, &object).await {
             Ok(_) => failures.push(format!("{changes} was accepted")),
             Err(kube::Error::Api(status))
@@ -305,4 +310,77 @@ async fn invalid_specs_are_rejected_naming_the_field() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn pod_address_rules_are_enforced_at_admission_naming_the_field() {
+    let api = dynamic_api(control_plane::shared().client().await);
+    let network = json!({"namespaces": ["default"]});
+    let cases = [
+        (
+            json!({"secondaryPrivateIPAddressCount": 50}),
+            "spec.secondaryPrivateIPAddressCount",
+        ),
+        (json!({"ipv4PrefixCount": -1}), "spec.ipv4PrefixCount"),
+        (
+            json!({"secondaryPrivateIPAddressCount": 2, "ipv4PrefixCount": 1}),
+            "spec.ipv4PrefixCount",
+        ),
+        (json!({"podNetwork": network}), "spec.podNetwork"),
+        (
+            json!({"podNetwork": network, "ipv4PrefixCount": 1, "enableDPDK": true}),
+            "spec.podNetwork",
+        ),
+        (
+            json!({"podNetwork": {"namespaces": []}, "ipv4PrefixCount": 1}),
+            "spec.podNetwork.namespaces",
+        ),
+        (
+            json!({"podNetwork": {"namespaces": ["Default"]}, "ipv4PrefixCount": 1}),
+            "spec.podNetwork.namespaces",
+        ),
+        (
+            json!({"podNetwork": {}, "ipv4PrefixCount": 1}),
+            "spec.podNetwork.namespaces",
+        ),
+        (
+            json!({"podNetwork": {"name": "Pods_1", "namespaces": ["default"]}, "ipv4PrefixCount": 1}),
+            "spec.podNetwork.name",
+        ),
+        (
+            json!({"podNetwork": {"ipvlanMode": "vepa", "namespaces": ["default"]}, "ipv4PrefixCount": 1}),
+            "spec.podNetwork.ipvlanMode",
+        ),
+    ];
+    assert_rejected(&api, "pods-invalid", &cases).await;
+
+    // Counts may be raised, never lowered (pods may hold the addresses).
+    let name = "pods-counts";
+    let created = spec_with(&json!({"secondaryPrivateIPAddressCount": 4, "podNetwork": network}));
+    api.create(&PostParams::default(), &object(name, &created))
+        .await
+        .unwrap();
+    let patch = |count: i32| {
+        let spec =
+            spec_with(&json!({"secondaryPrivateIPAddressCount": count, "podNetwork": network}));
+        Patch::Merge(json!({"spec": spec}))
+    };
+    let lowered = api.patch(name, &PatchParams::default(), &patch(2)).await;
+    match lowered {
+        Err(kube::Error::Api(status)) => assert!(
+            status.code == 422
+                && status
+                    .message
+                    .contains("spec.secondaryPrivateIPAddressCount")
+                && status.message.contains("cannot be lowered"),
+            "{status:?}"
+        ),
+        other => panic!("lowering the count was not refused: {other:?}"),
+    }
+    api.patch(name, &PatchParams::default(), &patch(6))
+        .await
+        .expect("raising the count is allowed");
+    api.delete(name, &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
 }

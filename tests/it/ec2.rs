@@ -156,6 +156,8 @@ impl World {
             description: "multi-eni test".into(),
             tags: owner.tags(&BTreeMap::from([("team".into(), "net".into())])),
             client_token: owner.client_token("uid", 0),
+            secondary_private_ip_count: 0,
+            ipv4_prefix_count: 0,
         }
     }
 }
@@ -184,6 +186,10 @@ macro_rules! backends {
         })*
     };
 }
+
+// The pods' addresses: secondary private addresses and prefixes (after the macro, which it uses).
+#[path = "ec2_addresses.rs"]
+mod addresses;
 
 backends!(both:
     create_tags_the_eni_at_creation,

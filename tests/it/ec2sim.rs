@@ -2,6 +2,7 @@
 //! aws-sdk-ec2 client over HTTP (or, for the control endpoint, plain HTTP). Each test starts
 //! its own simulator, so counters, buckets and faults never leak between tests.
 
+mod addresses;
 mod attachments;
 mod behaviour;
 mod describe;

@@ -6,7 +6,9 @@ mod support;
 
 mod chart;
 mod controller;
+mod controller_addresses;
 mod controller_faults;
+mod controller_nads;
 mod crd;
 mod ec2;
 mod ec2sim;

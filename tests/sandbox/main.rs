@@ -10,15 +10,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-mod pods;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use multi_eni::api::NodeENI;
 use support::ec2sim::SimConfig;
 use support::sim_cluster::{SimCluster, ZONES, multi_eni_binary};
-use support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc};
+use support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc, pods};
 
 const NODES: [&str; 3] = ["node-a1", "node-a2", "node-b1"];
 
@@ -226,22 +224,29 @@ async fn show(cluster: &SimCluster, fabric: &Fabric) {
     }
 }
 
-/// Two nodes of one zone: a pod on each, attached to the node's configured ENI interface by
-/// the ipvlan CNI plugin (L2), one pings the other across the VPC bridge. In a VPC only
-/// ipvlan works: the VPC delivers only to the ENI's own MAC.
+/// Two nodes of one zone: a pod on each, attached to the node's ENI by the ipvlan CNI
+/// plugin (L2) with the configuration the node's agent wrote (the pod network `multus`, an
+/// address EC2 assigned to the ENI), one pings the other across the VPC bridge. In a VPC only
+/// ipvlan works: the VPC delivers only to the ENI's own MAC, and only assigned addresses.
 async fn ping_over_ipvlan(fabric: &Fabric) -> Option<String> {
+    let file = pods::network_file("multus");
     println!(
-        "\n==> a pod on {} and on {} (CNI ipvlan L2 on `multus`, host-local IPAM), then ping",
+        "\n==> a pod on {} and on {} (the agent's {file}: ipvlan L2 on `multus`, host-local over the ENI's addresses), then ping",
         NODES[0], NODES[1]
     );
-    let addresses = ["10.99.0.11", "10.99.0.12"];
-    for (node, address) in NODES.iter().zip(addresses) {
-        match pods::add_pod(fabric.vm(node), "multus", address).await {
-            Ok(_) => println!("    {node}: pod at {address} on multus"),
+    let mut addresses = Vec::new();
+    for node in &NODES[..2] {
+        println!("    {node}: {file}");
+        print!("{}", fabric.vm(node).sh(&format!("cat {file}")).await);
+        match pods::add_pod(fabric.vm(node), "pod", &file).await {
+            Ok(address) => {
+                println!("    {node}: pod at {address} on multus");
+                addresses.push(address);
+            }
             Err(error) => return Some(format!("{node}: {error}")),
         }
     }
-    let (replied, output) = pods::ping(fabric.vm(NODES[0]), addresses[1]).await;
+    let (replied, output) = pods::ping(fabric.vm(NODES[0]), "pod", &addresses[1]).await;
     print!("{output}");
     (!replied).then(|| "the ipvlan ping between pods on two nodes failed".to_owned())
 }

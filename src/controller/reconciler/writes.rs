@@ -133,6 +133,13 @@ impl Reconciler {
                 releasing,
                 blocker: item.blocker.clone(),
                 eninodes: &cluster.eninodes,
+                pod_network: self
+                    .nads
+                    .lock()
+                    .expect("nads")
+                    .states
+                    .get(&item.name)
+                    .cloned(),
                 current: nodeeni.status.as_ref(),
                 now: now.clone(),
             })

@@ -11,6 +11,7 @@ mod imds;
 mod link_ops;
 mod links;
 mod once;
+mod pod_network;
 mod policy;
 mod status;
 mod sysfs;
@@ -120,6 +121,7 @@ pub fn config(node: &str, dir: &Path) -> AgentConfig {
     config.sysfs_root = dir.join("sys");
     config.state_file = dir.join("state/dpdk-state.json");
     config.sriov_config = dir.join("pcidp/config.json");
+    config.cni_conf_dir = dir.join("multus/net.d");
     config
 }
 

@@ -2,11 +2,12 @@
 //! agent binary inside as on a node, ENIs hot-plugged as virtio-net PCI devices when the
 //! EC2 simulator attaches them (and unplugged when it detaches them), the real controller.
 //! What needs a kernel is proven here: PCI hot-plug, driver binding for DPDK, the device
-//! given back. (Netlink-only behaviour is tested faster in network namespaces: `manager`.)
+//! given back, pods on the ENIs with ipvlan. (Netlink-only behaviour is tested faster in network namespaces: `manager`.)
 
 mod bind_refused;
 mod dpdk;
 mod kernel_resource;
+mod pod_network;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,45 +21,57 @@ use crate::support::ec2sim::SimConfig;
 use crate::support::sim_cluster::{SimCluster, ZONES, multi_eni_binary};
 use crate::support::vm::{Fabric, NodeImage, NodeVm, NodeVmConfig, Vpc, tail};
 
-/// A simulated cluster with one node, a VM whose agent starts at boot.
+/// A simulated cluster with nodes in one zone, each a VM whose agent starts at boot.
 pub struct VmCluster {
     pub cluster: SimCluster,
     pub fabric: Arc<Fabric>,
+    /// The first node.
     pub node: &'static str,
 }
 
 impl VmCluster {
-    /// The agent runs with `agent_env` added to its environment.
+    /// One node; the agent runs with `agent_env` added to its environment.
     pub async fn start(node: &'static str, agent_env: &[(&str, &str)]) -> VmCluster {
+        VmCluster::start_nodes(&[node], agent_env).await
+    }
+
+    /// Several nodes of one zone (their VMs boot at once), all labelled `ng=<first node>`.
+    pub async fn start_nodes(nodes: &[&'static str], agent_env: &[(&str, &str)]) -> VmCluster {
         static VPCS: AtomicU32 = AtomicU32::new(0);
         let mut cluster = SimCluster::start(SimConfig::default()).await;
-        let instance = cluster
-            .add_node(node, ZONES[0], "m5.xlarge", &[("ng", node)])
-            .await;
+        let mut instances = Vec::new();
+        for node in nodes {
+            let labels = [("ng", nodes[0])];
+            instances.push(cluster.add_node(node, ZONES[0], "m5.xlarge", &labels).await);
+        }
         let image = NodeImage::build(cluster.plane.dir(), &multi_eni_binary(), &[]);
         let mut env = vec![("RUST_LOG", "multi_eni=debug,info")];
         env.extend_from_slice(agent_env);
-        let vm = NodeVm::boot(&NodeVmConfig {
-            name: node,
-            image: &image,
-            kubeconfig: cluster.plane.guest_kubeconfig(),
-            start_agent: true,
-            agent_env: &env,
-            dir: cluster.plane.dir(),
-        })
-        .await;
+        let kubeconfig = cluster.plane.guest_kubeconfig();
+        let boots = nodes.iter().map(|node| {
+            let config = NodeVmConfig {
+                name: node,
+                image: &image,
+                kubeconfig: kubeconfig.clone(),
+                start_agent: true,
+                agent_env: &env,
+                dir: cluster.plane.dir(),
+            };
+            async move { NodeVm::boot(&config).await }
+        });
+        let vms = futures::future::join_all(boots).await;
         let vpc = Vpc::new(&format!(
             "mv{}x{}",
             std::process::id() % 10_000,
             VPCS.fetch_add(1, Ordering::Relaxed)
         ));
-        let fabric = Fabric::new(vpc, vec![(instance, vm)]);
+        let fabric = Fabric::new(vpc, instances.into_iter().zip(vms).collect());
         fabric.wire(&cluster.sim);
         cluster.start_controller(&[]);
         VmCluster {
             cluster,
             fabric,
-            node,
+            node: nodes[0],
         }
     }
 
@@ -79,22 +92,35 @@ impl VmCluster {
         self.cluster.apply_nodeeni(name, spec).await;
     }
 
-    /// Waits until this node's interface of a NodeENI satisfies `check`; panics with the
-    /// agent's log too.
+    /// Waits until the first node's interface of a NodeENI satisfies `check`; panics with
+    /// the agent's log too.
     pub async fn wait_entry(
         &self,
         nodeeni: &str,
         what: &str,
         check: impl Fn(&Interface) -> bool,
     ) -> Interface {
+        self.wait_entry_on(self.node, nodeeni, what, check).await
+    }
+
+    /// Waits until `node`'s interface of a NodeENI satisfies `check`; panics with the agent's
+    /// log too.
+    pub async fn wait_entry_on(
+        &self,
+        node: &str,
+        nodeeni: &str,
+        what: &str,
+        check: impl Fn(&Interface) -> bool,
+    ) -> Interface {
+        let vm = self.fabric.vm(node);
         let found = tokio::time::timeout(Duration::from_mins(2), async {
             loop {
-                if let Some(entry) = self.entry(nodeeni).await
+                if let Some(entry) = self.entry_on(node, nodeeni).await
                     && check(&entry)
                 {
                     return entry;
                 }
-                self.vm().check_alive();
+                vm.check_alive();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         });
@@ -102,8 +128,8 @@ impl VmCluster {
             Ok(entry) => entry,
             Err(tokio::time::error::Elapsed { .. }) => panic!(
                 "timed out waiting for {what}: {:#?}\nthe agent's log:\n{}\nthe controller's log:\n{}",
-                self.entry(nodeeni).await,
-                tail(&self.vm().agent_log(), 40),
+                self.entry_on(node, nodeeni).await,
+                tail(&vm.agent_log(), 40),
                 self.cluster.controller_log()
             ),
         }
@@ -126,9 +152,14 @@ impl VmCluster {
             .await;
     }
 
-    /// This node's interface of a NodeENI, from its ENINode.
+    /// The first node's interface of a NodeENI, from its ENINode.
     pub async fn entry(&self, nodeeni: &str) -> Option<Interface> {
-        let eninode = self.cluster.eninodes().get_opt(self.node).await.ok()??;
+        self.entry_on(self.node, nodeeni).await
+    }
+
+    /// `node`'s interface of a NodeENI, from its ENINode.
+    pub async fn entry_on(&self, node: &str, nodeeni: &str) -> Option<Interface> {
+        let eninode = self.cluster.eninodes().get_opt(node).await.ok()??;
         let spec = (eninode.spec.interfaces.into_iter()).find(|i| i.node_eni == nodeeni)?;
         let reports = eninode.status.into_iter().flat_map(|s| s.interfaces);
         let status = reports

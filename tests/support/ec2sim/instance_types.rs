@@ -6,6 +6,8 @@ pub struct InstanceType {
     pub network_cards: u32,
     pub ipv4_per_interface: u32,
     pub performance: &'static str,
+    /// `nitro` or `xen` (DescribeInstanceTypes `Hypervisor`): prefixes need `nitro`.
+    pub hypervisor: &'static str,
 }
 
 impl InstanceType {
@@ -27,6 +29,20 @@ const fn single(
         network_cards: 1,
         ipv4_per_interface,
         performance,
+        hypervisor: "nitro",
+    }
+}
+
+/// A previous-generation type on the Xen hypervisor: no prefix delegation.
+const fn xen(
+    name: &'static str,
+    max_interfaces: u32,
+    ipv4_per_interface: u32,
+    performance: &'static str,
+) -> InstanceType {
+    InstanceType {
+        hypervisor: "xen",
+        ..single(name, max_interfaces, ipv4_per_interface, performance)
     }
 }
 
@@ -66,7 +82,11 @@ const TYPES: &[InstanceType] = &[
         network_cards: 4,
         ipv4_per_interface: 50,
         performance: "4x 100 Gigabit",
+        hypervisor: "nitro",
     },
+    xen("t2.medium", 3, 6, "Low to Moderate"),
+    xen("m4.large", 2, 10, "Moderate"),
+    xen("c4.large", 3, 10, "Moderate"),
 ];
 
 pub fn find(name: &str) -> Option<&'static InstanceType> {

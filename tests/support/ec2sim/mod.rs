@@ -22,7 +22,7 @@ mod state;
 mod throttle;
 mod xml;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
@@ -39,6 +39,50 @@ pub use server::{ActionStats, Stats};
 use actions::Launch;
 use query::Tags;
 use server::{Shared, lock};
+
+/// An ENI's addresses, as [`Simulator::addresses`] reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EniAddresses {
+    pub primary: Ipv4Addr,
+    pub secondary: Vec<Ipv4Addr>,
+    /// (first address, prefix length): `(10.0.1.16, 28)`.
+    pub prefixes: Vec<(Ipv4Addr, u8)>,
+}
+
+impl EniAddresses {
+    /// Whether `ip` is one of the ENI's addresses, or inside one of its prefixes.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let inside = |(base, len): &(Ipv4Addr, u8)| {
+            let mask = u32::MAX << (32 - u32::from(*len));
+            u32::from(ip) & mask == u32::from(*base)
+        };
+        ip == self.primary || self.secondary.contains(&ip) || self.prefixes.iter().any(inside)
+    }
+
+    /// Every address block: `10.0.1.5/32` per address, the primary first, then the prefixes.
+    pub fn blocks(&self) -> Vec<String> {
+        let single = std::iter::once(&self.primary).chain(&self.secondary);
+        let mut blocks: Vec<String> = single.map(|ip| format!("{ip}/32")).collect();
+        blocks.extend(
+            self.prefixes
+                .iter()
+                .map(|(base, len)| format!("{base}/{len}")),
+        );
+        blocks
+    }
+}
+
+fn addresses(shared: &Shared, eni_id: &str) -> Option<EniAddresses> {
+    let world = lock(&shared.world);
+    let eni = world.enis.get(eni_id)?;
+    Some(EniAddresses {
+        primary: eni.ips[0],
+        secondary: eni.ips[1..].to_vec(),
+        prefixes: (eni.prefixes.iter())
+            .map(|p| (Ipv4Addr::from(p.base), p.prefix))
+            .collect(),
+    })
+}
 
 /// A running simulator; it stops when dropped.
 pub struct Simulator {
@@ -153,6 +197,12 @@ impl Simulator {
         self.shared.release(attachment_id)
     }
 
+    /// The private IPv4 addresses and /28 prefixes EC2 has assigned to the ENI now (what the
+    /// VPC delivers to and accepts from it); `None` when there is no such ENI.
+    pub fn addresses(&self, eni_id: &str) -> Option<EniAddresses> {
+        addresses(&self.shared, eni_id)
+    }
+
     /// A call to the control endpoint over HTTP, as an outside process makes it:
     /// `control("POST", "/_sim/config", r#"{"error_rate": 1}"#)`. Returns status and body.
     pub async fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
@@ -160,6 +210,12 @@ impl Simulator {
         http_request(method, &url, body)
             .await
             .expect("the simulator answers")
+    }
+
+    /// [`Simulator::addresses`] for a task that outlives this borrow (the VPC fabric's).
+    pub fn address_reader(&self) -> impl Fn(&str) -> Option<EniAddresses> + Send + Sync + 'static {
+        let shared = Arc::clone(&self.shared);
+        move |eni_id| addresses(&shared, eni_id)
     }
 
     // Setup shortcuts for tests and the sandbox: the same state changes as the EC2 actions,

@@ -101,6 +101,8 @@ pub struct Eni {
     pub mac: String,
     /// The primary private address first.
     pub ips: Vec<Ipv4Addr>,
+    /// Delegated /28 prefixes.
+    pub prefixes: Vec<Cidr>,
     pub groups: Vec<String>,
     pub tags: Tags,
     pub source_dest_check: bool,
@@ -121,6 +123,13 @@ impl Eni {
 
     pub fn visible(&self, now: Instant) -> bool {
         self.visible_at <= now
+    }
+
+    /// What counts against the instance type's Ipv4AddressesPerInterface: every private
+    /// address, the primary included, and each prefix as one ("Prefix delegation for Amazon
+    /// EC2 network interfaces", Considerations).
+    pub fn address_count(&self) -> usize {
+        self.ips.len() + self.prefixes.len()
     }
 }
 
@@ -295,7 +304,7 @@ pub fn group_not_found(id: &str) -> ApiError {
 }
 
 /// An IPv4 block, `10.0.1.0/24`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
     pub base: u32,
     pub prefix: u8,
@@ -383,4 +392,51 @@ impl Subnet {
         self.used
             .remove(&u32::from(ip).wrapping_sub(self.cidr.base));
     }
+
+    /// The lowest /28 of the subnet that is aligned, wholly free and clear of the five
+    /// reserved addresses (so never the subnet's first or last /28); all 16 addresses are
+    /// then used. A subnet with free addresses but no such block (fragmented) answers
+    /// InsufficientCidrBlocks, as EC2 does for automatic prefix assignment.
+    pub fn allocate_prefix(&mut self) -> Result<Cidr, ApiError> {
+        let block = PREFIX_SIZE;
+        let free = |start: u32| {
+            start >= 4
+                && start + block < self.cidr.size()
+                && (start..start + block).all(|offset| !self.used.contains(&offset))
+        };
+        let start = (0..self.cidr.size() / block)
+            .map(|n| n * block)
+            .find(|start| free(*start))
+            .ok_or_else(|| {
+                ApiError::new(
+                    "InsufficientCidrBlocks",
+                    "The specified subnet does not have enough free cidr blocks to satisfy the request.",
+                )
+            })?;
+        self.used.extend(start..start + block);
+        Ok(Cidr {
+            base: self.cidr.base + start,
+            prefix: 28,
+        })
+    }
+
+    pub fn release_prefix(&mut self, prefix: Cidr) {
+        let start = prefix.base.wrapping_sub(self.cidr.base);
+        for offset in start..start + prefix.size() {
+            self.used.remove(&offset);
+        }
+    }
+
+    /// Gives the addresses and prefixes back.
+    pub fn release_all(&mut self, ips: &[Ipv4Addr], prefixes: &[Cidr]) {
+        for ip in ips {
+            self.release(*ip);
+        }
+        for prefix in prefixes {
+            self.release_prefix(*prefix);
+        }
+    }
 }
+
+/// Addresses in an IPv4 prefix EC2 delegates (/28).
+const PREFIX_SIZE: u32 = 16;

@@ -10,6 +10,7 @@
 
 mod fabric;
 mod image;
+pub mod pods;
 mod qmp;
 mod vpc;
 
@@ -73,6 +74,8 @@ pub struct NodeVm {
 pub struct Plugged {
     /// `0000:00:<slot>.0`.
     pub pci_address: String,
+    /// The tap on the VPC bridge.
+    pub tap: String,
 }
 
 impl NodeVm {
@@ -188,9 +191,10 @@ impl NodeVm {
                    "addr": format!("{slot:#04x}"), "romfile": ""}),
         )
         .await;
-        (self.plugged.lock().expect("plugged")).insert(mac.to_owned(), (slot, tap));
+        (self.plugged.lock().expect("plugged")).insert(mac.to_owned(), (slot, tap.clone()));
         Plugged {
             pci_address: self.pci_address(mac).expect("just plugged"),
+            tap,
         }
     }
 

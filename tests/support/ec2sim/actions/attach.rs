@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::addresses::check_type;
 use super::{Ctx, Xml, done};
 use crate::support::ec2sim::error::ApiError;
 use crate::support::ec2sim::hooks::{AttachmentEvent, AttachmentEventKind, DetachRequest};
@@ -172,7 +173,16 @@ fn check_attach(
             ),
         ));
     }
-    Ok(())
+    let addresses = eni.address_count();
+    let over = ApiError::new(
+        "InvalidInterface.IpAddressLimitExceeded",
+        format!(
+            "Address count {addresses} on interface-{} exceeds the limit for {}",
+            eni_id.trim_start_matches("eni-"),
+            limits.name
+        ),
+    );
+    check_type(limits, addresses, eni.prefixes.len(), over)
 }
 
 /// DetachNetworkInterface. Without `Force` the attachment goes `detaching` until the guest

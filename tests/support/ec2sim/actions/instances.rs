@@ -213,7 +213,8 @@ pub fn describe_instance_types(_: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(
 
 fn instance_type(x: &mut Xml, t: &InstanceType) {
     x.leaf("instanceType", t.name)
-        .leaf("currentGeneration", true);
+        .leaf("currentGeneration", true)
+        .leaf("hypervisor", t.hypervisor);
     x.node("networkInfo", |x| {
         x.leaf("networkPerformance", t.performance)
             .leaf("maximumNetworkInterfaces", t.max_interfaces)

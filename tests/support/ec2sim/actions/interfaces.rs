@@ -1,9 +1,11 @@
 //! ENIs: create (ClientToken idempotency, tags at creation, security groups of the subnet's
-//! VPC), delete (only when `available`), describe (IDs, filters, pagination), and their XML.
+//! VPC, secondary addresses or /28 prefixes from the subnet), delete (only when `available`),
+//! describe (IDs, filters, pagination), and their XML.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
+use super::addresses::Request;
 use super::network::tag_set;
 use super::{Ctx, Xml, done};
 use crate::support::ec2sim::error::ApiError;
@@ -19,6 +21,7 @@ pub struct NewInterface<'a> {
     pub tags: Tags,
     pub private_ip: Option<Ipv4Addr>,
     pub secondary_count: usize,
+    pub prefix_count: usize,
 }
 
 impl NewInterface<'_> {
@@ -30,12 +33,14 @@ impl NewInterface<'_> {
             tags: Tags::new(),
             private_ip: None,
             secondary_count: 0,
+            prefix_count: 0,
         }
     }
 }
 
 impl World {
-    /// A new `available` ENI, visible to callers from `visible_at` on.
+    /// A new `available` ENI, visible to callers from `visible_at` on. The ENI is not yet
+    /// attached, so no instance type limits its addresses: AttachNetworkInterface checks them.
     pub fn create_interface(
         &mut self,
         spec: &NewInterface,
@@ -44,17 +49,18 @@ impl World {
         let subnet = self.subnet(spec.subnet_id)?;
         let (vpc_id, az) = (subnet.vpc_id.clone(), subnet.az.clone());
         let groups = self.groups_in_vpc(&spec.groups, &vpc_id, spec.subnet_id)?;
-        if subnet.available() < 1 + spec.secondary_count {
-            return Err(ApiError::new(
-                "InsufficientFreeAddressesInSubnet",
-                format!("Not enough free addresses in subnet '{}'", spec.subnet_id),
+        if spec.secondary_count > 0 && spec.prefix_count > 0 {
+            return Err(ApiError::combination(
+                "Specify SecondaryPrivateIpAddressCount or Ipv4PrefixCount, not both",
             ));
         }
-        let subnet = self.subnets.get_mut(spec.subnet_id).expect("looked up");
-        let mut ips = vec![subnet.allocate(spec.private_ip)?];
-        for _ in 0..spec.secondary_count {
-            ips.push(subnet.allocate(None)?);
-        }
+        let request = Request {
+            ips: std::iter::once(spec.private_ip)
+                .chain((0..spec.secondary_count).map(|_| None))
+                .collect(),
+            prefixes: spec.prefix_count,
+        };
+        let (ips, prefixes) = self.allocate(spec.subnet_id, &request)?;
         let id = self.new_id("eni");
         let eni = Eni {
             id: id.clone(),
@@ -64,6 +70,7 @@ impl World {
             description: spec.description.clone(),
             mac: self.new_mac(),
             ips,
+            prefixes,
             groups,
             tags: spec.tags.clone(),
             source_dest_check: true,
@@ -104,9 +111,7 @@ impl World {
             return;
         };
         if let Some(subnet) = self.subnets.get_mut(&eni.subnet_id) {
-            for ip in eni.ips {
-                subnet.release(ip);
-            }
+            subnet.release_all(&eni.ips, &eni.prefixes);
         }
     }
 }
@@ -146,6 +151,7 @@ pub fn create(ctx: &mut Ctx, p: &Params, x: &mut Xml) -> Result<(), ApiError> {
         tags: p.tag_specs("network-interface")?,
         private_ip: p.get("PrivateIpAddress").map(parse_ip).transpose()?,
         secondary_count: count(p, "SecondaryPrivateIpAddressCount")?,
+        prefix_count: count(p, "Ipv4PrefixCount")?,
     };
     let id = ctx
         .world
@@ -220,6 +226,9 @@ pub fn eni_body(x: &mut Xml, eni: &Eni) {
             x.leaf("privateIpAddress", ip).leaf("primary", n == 0);
         },
     );
+    x.items("ipv4PrefixSet", &eni.prefixes, |x, prefix| {
+        x.leaf("ipv4Prefix", prefix);
+    });
     tag_set(x, &eni.tags);
 }
 

@@ -1,6 +1,7 @@
 //! The EC2 actions: each reads its Query parameters, changes or reads the world, and writes
 //! the body of its XML response.
 
+mod addresses;
 mod attach;
 mod instances;
 mod interface_changes;
@@ -70,8 +71,8 @@ pub fn handler(action: &str) -> Option<Handler> {
         "DeleteNetworkInterface" => interfaces::delete,
         "DescribeNetworkInterfaces" => interfaces::describe,
         "ModifyNetworkInterfaceAttribute" => interface_changes::modify,
-        "AssignPrivateIpAddresses" => interface_changes::assign_private_ips,
-        "UnassignPrivateIpAddresses" => interface_changes::unassign_private_ips,
+        "AssignPrivateIpAddresses" => addresses::assign_private_ips,
+        "UnassignPrivateIpAddresses" => addresses::unassign_private_ips,
         "AttachNetworkInterface" => attach::attach,
         "DetachNetworkInterface" => attach::detach,
         "CreateTags" => tags::create_tags,
