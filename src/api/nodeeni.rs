@@ -277,6 +277,13 @@ pub struct PodNetwork {
     pub ipvlan_mode: IpvlanMode,
 }
 
+impl PodNetwork {
+    /// The network's name: `name`, or else the name of the NodeENI it belongs to.
+    pub fn name_in(&self, nodeeni: &str) -> String {
+        self.name.clone().unwrap_or_else(|| nodeeni.to_owned())
+    }
+}
+
 /// ipvlan's modes (the kernel's ipvlan driver, as the ipvlan CNI plugin names them).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

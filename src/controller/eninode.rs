@@ -270,7 +270,7 @@ fn slot_entry(
         pod_network: spec
             .pod_network
             .as_ref()
-            .map(|network| (network.name.clone()).unwrap_or_else(|| source.name.to_owned())),
+            .map(|network| network.name_in(source.name)),
         ipvlan_mode: spec.pod_network.as_ref().map(|network| network.ipvlan_mode),
     }
 }

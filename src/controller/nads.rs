@@ -41,7 +41,7 @@ pub fn wanted(nodeenis: &BTreeMap<String, NodeENI>) -> BTreeSet<Nad> {
         let Some(network) = &object.spec.pod_network else {
             continue;
         };
-        let name = network.name.clone().unwrap_or_else(|| nodeeni.clone());
+        let name = network.name_in(nodeeni);
         for namespace in &network.namespaces {
             wanted.insert(Nad {
                 namespace: namespace.clone(),
@@ -81,23 +81,15 @@ pub enum Problem {
 
 /// The condition of each NodeENI with a pod network, from what the sync found.
 pub fn states(wanted: &BTreeSet<Nad>, problems: &[Problem]) -> BTreeMap<String, NadState> {
+    let nodeenis: BTreeSet<&String> = wanted.iter().map(|nad| &nad.nodeeni).collect();
     let mut states = BTreeMap::new();
-    for nad in wanted {
-        states
-            .entry(nad.nodeeni.clone())
-            .or_insert_with(|| NadState {
-                ready: true,
-                reason: reasons::NETWORK_ATTACHMENT_DEFINITIONS_CREATED,
-                message: String::new(),
-            });
-    }
-    for (nodeeni, state) in &mut states {
+    for nodeeni in nodeenis {
         let mine: Vec<&Nad> = wanted.iter().filter(|n| &n.nodeeni == nodeeni).collect();
         let problem = problems.iter().find(|p| match p {
             Problem::CrdMissing => true,
             Problem::Taken { nad, .. } | Problem::Failed { nad, .. } => &nad.nodeeni == nodeeni,
         });
-        *state = match problem {
+        let state = match problem {
             None => NadState {
                 ready: true,
                 reason: reasons::NETWORK_ATTACHMENT_DEFINITIONS_CREATED,
@@ -112,6 +104,7 @@ pub fn states(wanted: &BTreeSet<Nad>, problems: &[Problem]) -> BTreeMap<String, 
             },
             Some(problem) => not_ready(problem),
         };
+        states.insert(nodeeni.clone(), state);
     }
     states
 }
